@@ -1,0 +1,191 @@
+//! The application: opens the store, binds the listener, wires the services,
+//! and runs until a shutdown signal.
+//!
+//! Shutdown order: report NOT_SERVING, end live streams (with UNAVAILABLE, so
+//! clients resume elsewhere or later), stop accepting and let in-flight
+//! calls finish (up to the grace period), then flush and close the store.
+
+use std::{future::Future, net::SocketAddr, sync::Arc};
+
+use anyhow::Context;
+use tokio::{net::TcpListener, sync::watch};
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use tonic_health::server::HealthReporter;
+
+use crate::{
+    api::{CommentApi, pb},
+    comments::Comments,
+    config::Config,
+    hub::Hub,
+    moderation::{Pipeline, rate_limit::RateLimiter},
+    store::Store,
+};
+
+/// Initial HTTP/2 connection window: large enough for thousands of streams
+/// on one connection (h2 closes a connection near 2,000 open streams with
+/// the default window).
+const CONNECTION_WINDOW: u32 = 8 * 1024 * 1024;
+
+type CommentServer = pb::comment_service_server::CommentServiceServer<CommentApi>;
+
+pub struct Application {
+    config: Config,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    store: Store,
+    comments: Arc<Comments>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Application {
+    /// Opens the store and binds the listener (port 0 picks a free port).
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let hub = Arc::new(Hub::new(config.stream_buffer, 0));
+        let publish_to = hub.clone();
+        let store = Store::open(
+            &config.data_dir,
+            config.idempotency_ttl,
+            Box::new(move |events, durable_through| publish_to.publish(events, durable_through)),
+        )
+        .with_context(|| {
+            format!(
+                "cannot open the data folder {} (is another commentd using it, or is it not writable?)",
+                config.data_dir.display()
+            )
+        })?;
+        hub.publish(&[], store.last_id());
+
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let local_addr = listener.local_addr()?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let comments = Arc::new(Comments::new(
+            store.clone(),
+            hub,
+            Pipeline::new(config.profanity, config.spam),
+            RateLimiter::new(config.rate),
+            config.duplicate_window,
+            config.max_text_chars,
+            shutdown_rx,
+        ));
+        Ok(Self {
+            config,
+            listener,
+            local_addr,
+            store,
+            comments,
+            shutdown,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `signal` completes, then shuts down gracefully.
+    pub async fn run_until_stopped(self, signal: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let Self {
+            config,
+            listener,
+            local_addr,
+            store,
+            comments,
+            shutdown,
+        } = self;
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+        let comment_service = CommentServer::new(CommentApi::new(comments))
+            .max_decoding_message_size(config.max_message_bytes);
+        set_serving(&health, true).await;
+
+        let mut stopping = shutdown.subscribe();
+        let server = Server::builder()
+            .initial_connection_window_size(CONNECTION_WINDOW)
+            .max_concurrent_streams(config.max_concurrent_streams)
+            .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
+            .tcp_nodelay(true)
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(comment_service)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+                let _ = stopping.wait_for(|stop| *stop).await;
+            });
+        tokio::pin!(server);
+        tracing::info!("commentd listening on {local_addr}");
+
+        tokio::select! {
+            result = &mut server => result.context("the gRPC server failed")?,
+            () = signal => {
+                tracing::info!("shutdown signal received; finishing in-flight calls");
+                set_serving(&health, false).await;
+                let _ = shutdown.send(true);
+                match tokio::time::timeout(config.shutdown_grace, &mut server).await {
+                    Ok(result) => result.context("the gRPC server failed")?,
+                    Err(_) => tracing::warn!(
+                        grace = ?config.shutdown_grace,
+                        "in-flight calls did not finish within the grace period"
+                    ),
+                }
+            }
+        }
+        store
+            .close()
+            .await
+            .context("flushing the store on shutdown")?;
+        tracing::info!("commentd stopped");
+        Ok(())
+    }
+}
+
+async fn set_serving(health: &HealthReporter, serving: bool) {
+    let status = if serving {
+        tonic_health::ServingStatus::Serving
+    } else {
+        tonic_health::ServingStatus::NotServing
+    };
+    health.set_service_status("", status).await;
+    health
+        .set_service_status("comments.v1.CommentService", status)
+        .await;
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                sigterm.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

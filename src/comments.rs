@@ -1,0 +1,381 @@
+//! The comment use cases: submit, check, get, list, subscribe.
+//!
+//! This is where the parts meet: validated [`Submission`]s go through the
+//! idempotency check, the rate limit, the parent check and the screening
+//! pipeline into the [`Store`]; streams are stitched together from the store
+//! (replay) and the [`Hub`] (live). Nothing here knows about gRPC.
+
+use std::{sync::Arc, time::Duration};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use tokio::sync::{broadcast::error::RecvError, mpsc, watch};
+
+use crate::{
+    domain::{
+        ArticleEvent, ArticleId, AuthorName, Comment, CommentId, CommentText, Submission, Verdict,
+    },
+    error::Error,
+    hub::{Hub, Subscription},
+    moderation::{Pipeline, duplicate::DuplicateTracker, rate_limit::RateLimiter},
+    store::{IdempotencyRecord, Lookup, Recorded, Store, StoreError},
+};
+
+/// Default and largest page sizes of `list`.
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+pub const MAX_PAGE_SIZE: usize = 200;
+
+/// Events buffered between a subscription task and its gRPC stream.
+const STREAM_BUFFER: usize = 64;
+/// Comments read from the store per step of a replay.
+const REPLAY_CHUNK: usize = 256;
+
+/// The outcome of `submit`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubmitOutcome {
+    pub verdict: Verdict,
+    pub comment: Option<Comment>,
+    /// Answered from the idempotency record of an earlier call.
+    pub replayed: bool,
+}
+
+/// One page of `list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommentPage {
+    pub comments: Vec<Comment>,
+    pub next_page_token: Option<String>,
+}
+
+pub struct Comments {
+    store: Store,
+    hub: Arc<Hub>,
+    pipeline: Pipeline,
+    rate_limiter: RateLimiter,
+    duplicates: DuplicateTracker,
+    max_text_chars: usize,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Comments {
+    pub fn new(
+        store: Store,
+        hub: Arc<Hub>,
+        pipeline: Pipeline,
+        rate_limiter: RateLimiter,
+        duplicate_window: Duration,
+        max_text_chars: usize,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        Self {
+            store,
+            hub,
+            pipeline,
+            rate_limiter,
+            duplicates: DuplicateTracker::new(duplicate_window),
+            max_text_chars,
+            shutdown,
+        }
+    }
+
+    /// The configured text limit, for parsing requests.
+    pub fn max_text_chars(&self) -> usize {
+        self.max_text_chars
+    }
+
+    /// Screens and records a submission.
+    pub async fn submit(&self, submission: Submission) -> Result<SubmitOutcome, Error> {
+        if let Some(key) = &submission.idempotency_key
+            && let Some(record) = self.store.idempotency_record(&submission.client_id, key)?
+        {
+            return replay(record, &submission);
+        }
+        self.rate_limiter
+            .try_acquire(&submission.client_id)
+            .map_err(|retry_after| Error::RateLimited { retry_after })?;
+        if let Some(parent) = submission.parent_id {
+            self.check_parent(parent, &submission.article_id)?;
+        }
+
+        let mut verdict = self
+            .pipeline
+            .screen(&submission.author_name, &submission.text);
+        if let Some(reason) = self
+            .duplicates
+            .check(&submission.client_id, &submission.text)
+        {
+            verdict.push(reason);
+        }
+
+        match self.store.record_submission(&submission, &verdict).await? {
+            Recorded::New { comment } => {
+                if comment.is_some() {
+                    self.duplicates
+                        .record(&submission.client_id, &submission.text);
+                }
+                Ok(SubmitOutcome {
+                    verdict,
+                    comment,
+                    replayed: false,
+                })
+            }
+            Recorded::Replayed(record) => replay(record, &submission),
+        }
+    }
+
+    fn check_parent(&self, parent: CommentId, article: &ArticleId) -> Result<(), Error> {
+        match self.store.lookup(parent)? {
+            Lookup::Published(comment) if &comment.article_id == article => Ok(()),
+            Lookup::Published(_) => Err(Error::FailedPrecondition(format!(
+                "parent comment {parent} belongs to another article"
+            ))),
+            Lookup::Held(_) => Err(Error::FailedPrecondition(format!(
+                "parent comment {parent} is not approved"
+            ))),
+            Lookup::Missing => Err(Error::NotFound(format!(
+                "parent comment {parent} not found"
+            ))),
+        }
+    }
+
+    /// Screens content without storing anything or touching per-client state.
+    pub fn check(&self, author_name: &AuthorName, text: &CommentText) -> Verdict {
+        self.pipeline.screen(author_name, text)
+    }
+
+    /// One approved comment.
+    pub fn get(&self, id: CommentId) -> Result<Comment, Error> {
+        match self.store.lookup(id)? {
+            Lookup::Published(comment) => Ok(comment),
+            Lookup::Held(_) | Lookup::Missing => {
+                Err(Error::NotFound(format!("comment {id} not found")))
+            }
+        }
+    }
+
+    /// One page of an article's approved comments, oldest first.
+    pub fn list(
+        &self,
+        article: &ArticleId,
+        page_size: usize,
+        page_token: &str,
+    ) -> Result<CommentPage, Error> {
+        let after = if page_token.is_empty() {
+            None
+        } else {
+            Some(decode_page_token(page_token, article)?)
+        };
+        let page_size = match page_size {
+            0 => DEFAULT_PAGE_SIZE,
+            n => n.min(MAX_PAGE_SIZE),
+        };
+        let page = self
+            .store
+            .published_after(article, after, None, page_size)?;
+        let next_page_token = match page.comments.last() {
+            Some(last) if page.more => Some(encode_page_token(article, last.id)),
+            _ => None,
+        };
+        Ok(CommentPage {
+            comments: page.comments,
+            next_page_token,
+        })
+    }
+
+    /// Opens a stream of an article's events: first the approved comments
+    /// after `after` (if given), then live ones, without gap or duplicate.
+    pub fn subscribe(
+        self: &Arc<Self>,
+        article: ArticleId,
+        after: Option<CommentId>,
+    ) -> Result<mpsc::Receiver<Result<ArticleEvent, Error>>, Error> {
+        if *self.shutdown.borrow() {
+            return Err(Error::ShuttingDown);
+        }
+        if let Some(after) = after
+            && after.position() > self.store.last_id()
+        {
+            return Err(Error::OutOfRange(format!(
+                "after_comment_id {after} was never issued by this server"
+            )));
+        }
+        let subscription = self.hub.subscribe(&article);
+        let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(
+            self.clone()
+                .run_subscription(article, after, subscription, sender),
+        );
+        Ok(receiver)
+    }
+
+    async fn run_subscription(
+        self: Arc<Self>,
+        article: ArticleId,
+        after: Option<CommentId>,
+        subscription: Subscription,
+        sender: mpsc::Sender<Result<ArticleEvent, Error>>,
+    ) {
+        let Subscription {
+            mut receiver,
+            watermark,
+        } = subscription;
+        let mut stream = StreamSender {
+            sender,
+            shutdown: self.shutdown.clone(),
+            last_sent: after.map_or(watermark, CommentId::position),
+        };
+        tracing::debug!(%article, cursor = stream.last_sent, "subscription started");
+
+        let ended: Result<(), StreamEnd> = async {
+            if after.is_some() {
+                self.catch_up(&article, watermark, &mut stream).await?;
+            }
+            loop {
+                let received = tokio::select! {
+                    biased;
+                    _ = stream.shutdown.wait_for(|stopping| *stopping) => {
+                        return Err(StreamEnd::ShuttingDown);
+                    }
+                    _ = stream.sender.closed() => return Err(StreamEnd::ClientGone),
+                    received = receiver.recv() => received,
+                };
+                match received {
+                    Ok(event) => {
+                        if event.position() > stream.last_sent {
+                            stream.send(ArticleEvent::clone(&event)).await?;
+                        }
+                    }
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::debug!(%article, missed, "subscriber lagged; catching up from the store");
+                        let watermark = self.hub.watermark();
+                        self.catch_up(&article, watermark, &mut stream).await?;
+                    }
+                    Err(RecvError::Closed) => return Err(StreamEnd::ShuttingDown),
+                }
+            }
+        }
+        .await;
+
+        match ended {
+            Ok(()) | Err(StreamEnd::ClientGone) => {}
+            Err(StreamEnd::ShuttingDown) => {
+                let _ = stream.sender.try_send(Err(Error::ShuttingDown));
+            }
+            Err(StreamEnd::Store(error)) => {
+                let _ = stream.sender.try_send(Err(error.into()));
+            }
+        }
+        drop(receiver);
+        self.hub.release(&article);
+        tracing::debug!(%article, "subscription ended");
+    }
+
+    /// Sends the approved comments in `(last_sent, through]` from the store.
+    async fn catch_up(
+        &self,
+        article: &ArticleId,
+        through: u64,
+        stream: &mut StreamSender,
+    ) -> Result<(), StreamEnd> {
+        while stream.last_sent < through {
+            let page = self.store.published_after(
+                article,
+                Some(CommentId::new(stream.last_sent)),
+                Some(CommentId::new(through)),
+                REPLAY_CHUNK,
+            )?;
+            for comment in page.comments {
+                stream.send(ArticleEvent::Published(comment)).await?;
+            }
+            if !page.more {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a subscription task stopped early.
+enum StreamEnd {
+    ClientGone,
+    ShuttingDown,
+    Store(StoreError),
+}
+
+impl From<StoreError> for StreamEnd {
+    fn from(error: StoreError) -> Self {
+        Self::Store(error)
+    }
+}
+
+/// The sending half of one subscription, remembering the last position sent.
+struct StreamSender {
+    sender: mpsc::Sender<Result<ArticleEvent, Error>>,
+    shutdown: watch::Receiver<bool>,
+    last_sent: u64,
+}
+
+impl StreamSender {
+    /// Sends one event; waits while the client is slow, but not past shutdown.
+    async fn send(&mut self, event: ArticleEvent) -> Result<(), StreamEnd> {
+        let position = event.position();
+        tokio::select! {
+            biased;
+            _ = self.shutdown.wait_for(|stopping| *stopping) => Err(StreamEnd::ShuttingDown),
+            sent = self.sender.send(Ok(event)) => {
+                sent.map_err(|_| StreamEnd::ClientGone)?;
+                self.last_sent = position;
+                Ok(())
+            }
+        }
+    }
+}
+
+fn replay(record: IdempotencyRecord, submission: &Submission) -> Result<SubmitOutcome, Error> {
+    if record.fingerprint != submission.fingerprint() {
+        return Err(Error::FailedPrecondition(
+            "idempotency_key was already used for a different comment".to_owned(),
+        ));
+    }
+    Ok(SubmitOutcome {
+        verdict: record.verdict,
+        comment: record.comment,
+        replayed: true,
+    })
+}
+
+/// Page tokens name the article and the last id of the previous page.
+fn encode_page_token(article: &ArticleId, last: CommentId) -> String {
+    URL_SAFE_NO_PAD.encode(format!("v1\n{article}\n{last}"))
+}
+
+fn decode_page_token(token: &str, article: &ArticleId) -> Result<CommentId, Error> {
+    let invalid = || Error::invalid("page_token", "is not a page token of this article's list");
+    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    let mut parts = text.split('\n');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("v1"), Some(token_article), Some(last), None)
+            if token_article == article.as_str() =>
+        {
+            CommentId::parse("page_token", last).map_err(|_| invalid())
+        }
+        _ => Err(invalid()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_token_round_trips_for_its_article_only() {
+        let article = ArticleId::parse("news/1").unwrap();
+        let other = ArticleId::parse("news/2").unwrap();
+        let token = encode_page_token(&article, CommentId::new(42));
+        assert_eq!(
+            decode_page_token(&token, &article).unwrap(),
+            CommentId::new(42)
+        );
+        assert!(decode_page_token(&token, &other).is_err());
+        assert!(decode_page_token("garbage!", &article).is_err());
+    }
+}

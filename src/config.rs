@@ -1,0 +1,237 @@
+//! Command line and environment: every flag has a `COMMENTD_*` twin.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::{
+    domain::{CommentText, Severity},
+    moderation::{ProfanityPolicy, SpamPolicy, rate_limit::RatePolicy},
+};
+
+/// commentd: a comment moderation service for news sites, over gRPC.
+///
+/// Without a subcommand it serves (same as `commentd serve`).
+#[derive(Debug, Parser)]
+#[command(version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gRPC server (the default).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// A profanity severity threshold, or `never`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Threshold {
+    Mild,
+    Moderate,
+    Severe,
+    Never,
+}
+
+impl Threshold {
+    fn severity(self) -> Option<Severity> {
+        match self {
+            Self::Mild => Some(Severity::Mild),
+            Self::Moderate => Some(Severity::Moderate),
+            Self::Severe => Some(Severity::Severe),
+            Self::Never => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on for gRPC.
+    #[arg(long, env = "COMMENTD_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+
+    /// Folder of the sled database (created if missing).
+    #[arg(long, env = "COMMENTD_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Log format; filter with RUST_LOG (default: info).
+    #[arg(long, env = "COMMENTD_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// Longest comment text, in characters after trimming.
+    #[arg(long, env = "COMMENTD_MAX_TEXT_CHARS", default_value_t = CommentText::DEFAULT_MAX_CHARS)]
+    pub max_text_chars: usize,
+
+    /// Largest request message in bytes; larger ones get OUT_OF_RANGE.
+    #[arg(long, env = "COMMENTD_MAX_MESSAGE_BYTES", default_value_t = defaults::MAX_MESSAGE_BYTES)]
+    pub max_message_bytes: usize,
+
+    /// Submissions a client_id may make in a burst; 0 disables rate limiting.
+    #[arg(long, env = "COMMENTD_RATE_LIMIT_BURST", default_value_t = defaults::RATE_LIMIT_BURST)]
+    pub rate_limit_burst: u32,
+
+    /// Milliseconds for a client_id to regain one submission.
+    #[arg(long, env = "COMMENTD_RATE_LIMIT_INTERVAL_MS", default_value_t = defaults::RATE_LIMIT_INTERVAL_MS)]
+    pub rate_limit_interval_ms: u64,
+
+    /// Seconds during which the same text from the same client_id is a
+    /// duplicate; 0 disables duplicate detection.
+    #[arg(long, env = "COMMENTD_DUPLICATE_WINDOW_SECS", default_value_t = defaults::DUPLICATE_WINDOW_SECS)]
+    pub duplicate_window_secs: u64,
+
+    /// Links a comment may carry before it is held for review.
+    #[arg(long, env = "COMMENTD_MAX_LINKS", default_value_t = defaults::MAX_LINKS)]
+    pub max_links: usize,
+
+    /// Lowest profanity severity that holds a comment for review.
+    #[arg(
+        long,
+        env = "COMMENTD_PROFANITY_HOLD_AT",
+        value_enum,
+        default_value = "moderate"
+    )]
+    pub profanity_hold_at: Threshold,
+
+    /// Lowest profanity severity that rejects a comment.
+    #[arg(
+        long,
+        env = "COMMENTD_PROFANITY_REJECT_AT",
+        value_enum,
+        default_value = "severe"
+    )]
+    pub profanity_reject_at: Threshold,
+
+    /// Hours an idempotency key is remembered.
+    #[arg(long, env = "COMMENTD_IDEMPOTENCY_TTL_HOURS", default_value_t = defaults::IDEMPOTENCY_TTL_HOURS)]
+    pub idempotency_ttl_hours: u64,
+
+    /// Events buffered per article for live subscribers; a subscriber that
+    /// falls further behind is caught up from the store.
+    #[arg(long, env = "COMMENTD_STREAM_BUFFER", default_value_t = defaults::STREAM_BUFFER)]
+    pub stream_buffer: usize,
+
+    /// Most concurrent HTTP/2 streams (calls, subscriptions) per connection.
+    #[arg(long, env = "COMMENTD_MAX_CONCURRENT_STREAMS", default_value_t = defaults::MAX_CONCURRENT_STREAMS)]
+    pub max_concurrent_streams: u32,
+
+    /// Seconds to let in-flight calls finish after SIGTERM/SIGINT.
+    #[arg(long, env = "COMMENTD_SHUTDOWN_GRACE_SECS", default_value_t = defaults::SHUTDOWN_GRACE_SECS)]
+    pub shutdown_grace_secs: u64,
+}
+
+/// Everything the application needs, resolved from the flags.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub max_text_chars: usize,
+    pub max_message_bytes: usize,
+    pub rate: RatePolicy,
+    pub duplicate_window: Duration,
+    pub spam: SpamPolicy,
+    pub profanity: ProfanityPolicy,
+    pub idempotency_ttl: Duration,
+    pub stream_buffer: usize,
+    pub max_concurrent_streams: u32,
+    pub shutdown_grace: Duration,
+}
+
+impl ServeArgs {
+    pub fn config(&self) -> Config {
+        Config {
+            listen: self.listen,
+            data_dir: self.data_dir.clone(),
+            max_text_chars: self.max_text_chars,
+            max_message_bytes: self.max_message_bytes,
+            rate: RatePolicy {
+                burst: self.rate_limit_burst,
+                interval: Duration::from_millis(self.rate_limit_interval_ms),
+            },
+            duplicate_window: Duration::from_secs(self.duplicate_window_secs),
+            spam: SpamPolicy {
+                max_links: self.max_links,
+            },
+            profanity: ProfanityPolicy {
+                hold_at: self.profanity_hold_at.severity(),
+                reject_at: self.profanity_reject_at.severity(),
+            },
+            idempotency_ttl: Duration::from_secs(self.idempotency_ttl_hours * 3600),
+            stream_buffer: self.stream_buffer,
+            max_concurrent_streams: self.max_concurrent_streams,
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+        }
+    }
+}
+
+impl Config {
+    /// The defaults, with the given data folder and an ephemeral port on
+    /// loopback: what tests and benchmarks start from. Ignores the process's
+    /// arguments and `COMMENTD_*` variables.
+    pub fn ephemeral(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: data_dir.into(),
+            max_text_chars: CommentText::DEFAULT_MAX_CHARS,
+            max_message_bytes: defaults::MAX_MESSAGE_BYTES,
+            rate: RatePolicy::default(),
+            duplicate_window: Duration::from_secs(defaults::DUPLICATE_WINDOW_SECS),
+            spam: SpamPolicy::default(),
+            profanity: ProfanityPolicy::default(),
+            idempotency_ttl: Duration::from_secs(defaults::IDEMPOTENCY_TTL_HOURS * 3600),
+            stream_buffer: defaults::STREAM_BUFFER,
+            max_concurrent_streams: defaults::MAX_CONCURRENT_STREAMS,
+            shutdown_grace: Duration::from_secs(defaults::SHUTDOWN_GRACE_SECS),
+        }
+    }
+}
+
+/// Built-in defaults shared by the flags and [`Config::ephemeral`].
+mod defaults {
+    pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+    pub const RATE_LIMIT_BURST: u32 = 3;
+    pub const RATE_LIMIT_INTERVAL_MS: u64 = 3000;
+    pub const DUPLICATE_WINDOW_SECS: u64 = 600;
+    pub const MAX_LINKS: usize = 2;
+    pub const IDEMPOTENCY_TTL_HOURS: u64 = 24;
+    pub const STREAM_BUFFER: usize = 1024;
+    pub const MAX_CONCURRENT_STREAMS: u32 = 10_000;
+    pub const SHUTDOWN_GRACE_SECS: u64 = 10;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_flag_defaults_match_the_built_in_defaults() {
+        let from_flags = Cli::parse_from(["commentd"]).serve.config();
+        let built_in = Config::ephemeral("./data");
+        assert_eq!(from_flags.rate, built_in.rate);
+        assert_eq!(from_flags.spam, built_in.spam);
+        assert_eq!(from_flags.profanity, built_in.profanity);
+        assert_eq!(from_flags.duplicate_window, built_in.duplicate_window);
+        assert_eq!(from_flags.max_message_bytes, built_in.max_message_bytes);
+    }
+
+    #[test]
+    fn no_subcommand_and_serve_take_the_same_flags() {
+        let cli = Cli::parse_from(["commentd", "--listen", "0.0.0.0:9000"]);
+        assert!(cli.command.is_none());
+        assert_eq!(cli.serve.listen.port(), 9000);
+        let cli = Cli::parse_from(["commentd", "serve", "--data-dir", "/tmp/x"]);
+        assert!(
+            matches!(cli.command, Some(Command::Serve(args)) if args.data_dir == *"/tmp/x")
+        );
+    }
+}

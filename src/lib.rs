@@ -1,0 +1,39 @@
+//! commentd: a comment moderation service for news sites, over gRPC.
+//!
+//! A submitted comment is validated, screened (profanity, spam, duplicates,
+//! rate limit) and then approved (stored durably and streamed live to the
+//! article's subscribers), held for a moderator, or rejected with reasons.
+//!
+//! # Layout
+//! - [`config`]: flags and `COMMENTD_*` environment variables.
+//! - [`telemetry`]: tracing subscriber (text or JSON).
+//! - [`app`]: [`Application`]: store, listener, services, graceful shutdown.
+//! - [`api`]: the gRPC layer: generated code, conversions, service impls.
+//! - [`error`]: the one mapping from errors to gRPC statuses.
+//! - [`comments`]: the use cases (submit, check, get, list, subscribe).
+//! - [`domain`]: validated types, comments, verdicts; no protobuf.
+//! - [`moderation`]: the screening pipeline, one file per filter.
+//! - [`store`]: sled key layout, group commit, durability.
+//! - [`hub`]: live fan-out per article, with the slow-subscriber policy.
+//!
+//! Dependencies point inward: `api` uses `comments`, which uses
+//! `moderation`, `store` and `hub`; those know only `domain`.
+//!
+//! # The log
+//! Stored comments take ids from one server-wide sequence: a comment id is a
+//! position in the log of writes. The per-article lists and the live fan-out
+//! are views of that log, and a subscriber's cursor is a position in it.
+
+pub mod api;
+pub mod app;
+pub mod comments;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod hub;
+pub mod moderation;
+pub mod store;
+pub mod telemetry;
+
+pub use app::Application;
+pub use config::Config;

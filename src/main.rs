@@ -1,0 +1,21 @@
+//! The `commentd` binary: parse flags, start logging, serve until a signal.
+
+use clap::Parser;
+use commentd::{
+    Application,
+    app::shutdown_signal,
+    config::{Cli, Command},
+    telemetry,
+};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve(cli.serve)) {
+        Command::Serve(args) => {
+            telemetry::init(args.log_format);
+            let application = Application::build(args.config()).await?;
+            application.run_until_stopped(shutdown_signal()).await
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! Spam, first version: links, shouting and gibberish.
+//!
+//! Each signal holds the comment for a human rather than rejecting it: the
+//! signals are cheap heuristics, and a false positive should cost a reader a
+//! delay, not their comment. Duplicates and floods are handled per client in
+//! [`super::duplicate`] and [`super::rate_limit`].
+
+use rustrict::Type;
+
+use super::{ContentFilter, ScreenInput};
+use crate::domain::{Decision, Filter, Reason};
+
+/// Limits of the spam heuristics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpamPolicy {
+    /// More links than this hold the comment.
+    pub max_links: usize,
+}
+
+impl Default for SpamPolicy {
+    fn default() -> Self {
+        Self { max_links: 2 }
+    }
+}
+
+/// Top-level domains common enough in spam that a bare `name.tld` counts as
+/// a link even without `http://` or `www.`.
+const COMMON_TLDS: &[&str] = &[
+    "com", "net", "org", "info", "biz", "io", "co", "me", "tv", "ly", "gl", "xyz", "online",
+    "site", "shop", "top", "club", "app", "ru", "de", "uk", "us", "ca", "au", "in", "br", "cn",
+    "fr", "es", "it", "nl", "pl", "eu",
+];
+
+/// Counts links: anything with a scheme, `www.` hosts, and bare domains with
+/// a common top-level domain (`example.com/offer`).
+pub fn count_links(text: &str) -> usize {
+    text.split_whitespace()
+        .filter(|token| is_link(token))
+        .count()
+}
+
+fn is_link(token: &str) -> bool {
+    let token = token.trim_matches(|c: char| !c.is_alphanumeric() && c != '/');
+    let lower = token.to_ascii_lowercase();
+    if lower.contains("://") || lower.starts_with("www.") {
+        return true;
+    }
+    let host = lower.split('/').next().unwrap_or_default();
+    let mut labels = host.rsplit('.');
+    let (Some(tld), Some(name)) = (labels.next(), labels.next()) else {
+        return false;
+    };
+    !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && COMMON_TLDS.contains(&tld)
+}
+
+/// Shouting: a text of some length written mostly in capitals.
+fn is_shouting(text: &str) -> bool {
+    let (upper, letters) = text
+        .chars()
+        .filter(|c| c.is_alphabetic())
+        .fold((0usize, 0usize), |(upper, letters), c| {
+            (upper + usize::from(c.is_uppercase()), letters + 1)
+        });
+    letters >= 20 && upper * 10 >= letters * 8
+}
+
+pub struct SpamFilter {
+    policy: SpamPolicy,
+}
+
+impl SpamFilter {
+    pub fn new(policy: SpamPolicy) -> Self {
+        Self { policy }
+    }
+}
+
+fn held(code: &str, message: String) -> Reason {
+    Reason {
+        filter: Filter::Spam,
+        code: code.to_owned(),
+        message,
+        category: None,
+        severity: None,
+        decision: Decision::Held,
+    }
+}
+
+impl ContentFilter for SpamFilter {
+    fn inspect(&self, input: &ScreenInput<'_>, findings: &mut Vec<Reason>) {
+        let links = count_links(input.text);
+        if links > self.policy.max_links {
+            findings.push(held(
+                "spam.too_many_links",
+                format!(
+                    "The text contains {links} links; at most {} are published without review.",
+                    self.policy.max_links
+                ),
+            ));
+        }
+        if is_shouting(input.text) {
+            findings.push(held(
+                "spam.shouting",
+                "The text is written mostly in capital letters.".to_owned(),
+            ));
+        } else if input.text_type.is(Type::SPAM & Type::MODERATE_OR_HIGHER) {
+            findings.push(held(
+                "spam.gibberish",
+                "The text looks repetitive or like gibberish.".to_owned(),
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_with_scheme_www_or_common_tld_are_counted() {
+        assert_eq!(
+            count_links("see https://a.example/x and www.b.org, or c.com/deal."),
+            3
+        );
+    }
+
+    #[test]
+    fn abbreviations_and_numbers_are_not_links() {
+        assert_eq!(
+            count_links("e.g. the U.S. grew 3.5% vs. Mr.Smith's i.e. claim"),
+            0
+        );
+    }
+
+    #[test]
+    fn shouting_needs_length_and_mostly_capitals() {
+        assert!(is_shouting("THIS IS THE WORST ARTICLE I HAVE EVER READ"));
+        assert!(!is_shouting("NASA and the EU agree"));
+        assert!(!is_shouting("OK"));
+    }
+}
