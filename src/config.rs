@@ -230,8 +230,6 @@ mod tests {
         assert!(cli.command.is_none());
         assert_eq!(cli.serve.listen.port(), 9000);
         let cli = Cli::parse_from(["commentd", "serve", "--data-dir", "/tmp/x"]);
-        assert!(
-            matches!(cli.command, Some(Command::Serve(args)) if args.data_dir == *"/tmp/x")
-        );
+        assert!(matches!(cli.command, Some(Command::Serve(args)) if args.data_dir == *"/tmp/x"));
     }
 }

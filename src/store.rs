@@ -11,7 +11,6 @@
 //! | `i` id (u64 BE)                       | article id of an approved comment  |
 //! | `h` id (u64 BE)                       | held comment and its verdict       |
 //! | `k` client_id `\0` idempotency_key    | the first response to that key     |
-//! | `m/last_id`                           | last id handed out (u64 BE)        |
 //!
 //! Article ids cannot contain `\0` (validation), so an article's approved
 //! comments are one ordered prefix scan, oldest first.
@@ -19,6 +18,8 @@
 //! # Ids are log positions
 //! Every stored comment takes the next id of one server-wide counter, under
 //! one lock, so ids order all writes. Subscribers use an id as their cursor.
+//! The counter is sled's `generate_id`, which never hands out an id twice,
+//! even after a crash (it skips ahead on recovery), so ids may have gaps.
 //!
 //! # Durability: group commit
 //! sled 0.34.7's `flush_async()` can hang when many callers use it at once
@@ -125,7 +126,6 @@ const PUBLISHED: u8 = b'a';
 const INDEX: u8 = b'i';
 const HELD: u8 = b'h';
 const IDEMPOTENCY: u8 = b'k';
-const LAST_ID: &[u8] = b"m/last_id";
 
 /// The durable comment store. Cheap to clone.
 #[derive(Clone)]
@@ -171,9 +171,14 @@ impl Store {
     ) -> Result<Self, StoreError> {
         let db = sled::Config::new().path(path).open()?;
         let tree = db.open_tree("comments.v1")?;
-        let last_id = tree
-            .get(LAST_ID)?
-            .map(|bytes| decode_u64(&bytes))
+        let last_id = [INDEX, HELD]
+            .into_iter()
+            .map(|prefix| tree.scan_prefix([prefix]).next_back().transpose())
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+            .map(|(key, _)| decode_u64(&key[1..]))
+            .max()
             .unwrap_or(0);
         let (durable_tx, durable_rx) = watch::channel(DurableState::default());
         let shared = Arc::new(Shared {
@@ -246,7 +251,7 @@ impl Store {
             let comment = match verdict.decision {
                 Decision::Rejected => None,
                 decision => {
-                    next_id += 1;
+                    next_id = shared.db.generate_id()? + 1;
                     let id = CommentId::new(next_id);
                     let state = if decision == Decision::Approved {
                         CommentState::Published
@@ -275,7 +280,6 @@ impl Store {
                             batch.insert(&held_key(id), encode(&held));
                         }
                     }
-                    batch.insert(LAST_ID, &next_id.to_be_bytes());
                     Some(comment)
                 }
             };

@@ -52,8 +52,10 @@ impl Pipeline {
 
     /// Screens a comment's content.
     pub fn screen(&self, author_name: &AuthorName, text: &CommentText) -> Verdict {
-        let (censored, text_type) = Censor::from_str(text.as_str()).censor_and_analyze();
-        let author_type = Censor::from_str(author_name.as_str()).analyze();
+        let masked = mask_numbers(text.as_str());
+        let (censored, text_type) = Censor::from_str(&masked).censor_and_analyze();
+        let censored = unmask_numbers(text.as_str(), &masked, censored);
+        let author_type = Censor::from_str(&mask_numbers(author_name.as_str())).analyze();
         let input = ScreenInput {
             author_name: author_name.as_str(),
             text: text.as_str(),
@@ -67,6 +69,55 @@ impl Pipeline {
         let censored_text = (censored != text.as_str()).then_some(censored);
         Verdict::from_reasons(findings, censored_text)
     }
+}
+
+/// Blanks the digits of tokens that are plain numbers ("3003", "2,990",
+/// "3.5%", "2026-11-27") before rustrict reads the text: rustrict reads
+/// digits as letters to catch l33t speak, which makes vote counts and prices
+/// look like words ("3008" as "boob"). Tokens that mix letters and digits
+/// ("f4ck", "n1gger") are left alone, so evasions are still caught.
+fn mask_numbers(text: &str) -> String {
+    let mut masked = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        let token_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let (token, tail) = rest.split_at(token_end);
+        if is_plain_number(token) {
+            masked.extend(token.chars().map(|c| if c.is_ascii_digit() { ' ' } else { c }));
+        } else {
+            masked.push_str(token);
+        }
+        let space_end = tail
+            .find(|c: char| !c.is_whitespace())
+            .unwrap_or(tail.len());
+        masked.push_str(&tail[..space_end]);
+        rest = &tail[space_end..];
+    }
+    masked
+}
+
+fn is_plain_number(token: &str) -> bool {
+    token.chars().any(|c| c.is_ascii_digit())
+        && token
+            .chars()
+            .all(|c| c.is_ascii_digit() || ",.:;%/+-$€£()#!?'\"".contains(c))
+}
+
+/// Puts the blanked digits back into rustrict's censored text (which keeps
+/// one output character per input character); if the lengths disagree, the
+/// censored text of the masked input is returned as it is.
+fn unmask_numbers(original: &str, masked: &str, censored: String) -> String {
+    if original == masked || censored.chars().count() != original.chars().count() {
+        return censored;
+    }
+    original
+        .chars()
+        .zip(masked.chars())
+        .zip(censored.chars())
+        .map(|((original, masked), censored)| {
+            if original != masked { original } else { censored }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -88,6 +139,27 @@ mod tests {
         assert_eq!(verdict.decision, Decision::Approved);
         assert!(verdict.reasons.is_empty());
         assert_eq!(verdict.censored_text, None);
+    }
+
+    #[test]
+    fn plain_numbers_are_not_read_as_words() {
+        for text in [
+            "The vote was 3003 to 2990.",
+            "I paid 3008 dollars",
+            "Flight 8008 was late",
+            "Comment number 493",
+        ] {
+            let verdict = screen(text);
+            assert_eq!(verdict.decision, Decision::Approved, "{text}: {verdict:?}");
+            assert_eq!(verdict.censored_text, None, "{text}");
+        }
+    }
+
+    #[test]
+    fn numbers_inside_words_are_still_read_as_letters() {
+        assert_ne!(screen("f4ck this").decision, Decision::Approved);
+        let verdict = screen("In 2024 you said sh1t");
+        assert!(verdict.censored_text.unwrap().starts_with("In 2024 you said"));
     }
 
     #[test]

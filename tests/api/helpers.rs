@@ -1,0 +1,215 @@
+//! Starting the real server (in-process or as the release binary) and small
+//! request builders.
+
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use commentd::{
+    Application, Config,
+    api::pb::{self, comment_service_client::CommentServiceClient},
+    config::LogFormat,
+    telemetry,
+};
+use tempfile::TempDir;
+use tokio::{sync::oneshot, task::JoinHandle};
+use tonic::transport::Channel;
+
+pub type Client = CommentServiceClient<Channel>;
+
+/// A running server with its data folder.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: Client,
+    pub data_dir: PathBuf,
+    _temp: Option<TempDir>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Test defaults: no rate limit and no duplicate window unless a test
+/// asks for them, so tests can submit freely.
+pub fn test_config(data_dir: &Path) -> Config {
+    let mut config = Config::ephemeral(data_dir);
+    config.rate.burst = 0;
+    config.duplicate_window = Duration::ZERO;
+    config
+}
+
+/// For tests about volume and order rather than screening: generated texts
+/// such as "writer 2 #18" trip rustrict's number-as-letter matching.
+pub fn without_profanity_filter(config: &mut Config) {
+    config.profanity.hold_at = None;
+    config.profanity.reject_at = None;
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
+    let temp = TempDir::new().expect("temp dir");
+    let mut app = spawn_app_in(temp.path(), configure).await;
+    app._temp = Some(temp);
+    app
+}
+
+/// Starts a server on an existing data folder (for restarts).
+pub async fn spawn_app_in(data_dir: &Path, configure: impl FnOnce(&mut Config)) -> TestApp {
+    if std::env::var_os("TEST_LOG").is_some() {
+        telemetry::init(LogFormat::Text);
+    }
+    let mut config = test_config(data_dir);
+    configure(&mut config);
+    let application = Application::build(config)
+        .await
+        .expect("application builds");
+    let addr = application.local_addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(application.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let client = connect(addr).await;
+    TestApp {
+        addr,
+        client,
+        data_dir: data_dir.to_owned(),
+        _temp: None,
+        stop: Some(stop),
+        task: Some(task),
+    }
+}
+
+pub async fn connect(addr: SocketAddr) -> Client {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connects");
+    CommentServiceClient::new(channel)
+}
+
+/// A client whose HTTP/2 receive windows are the protocol minimum, so a
+/// reader that stops reading pushes back on the server quickly.
+pub async fn connect_with_small_windows(addr: SocketAddr) -> Client {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .initial_stream_window_size(65_535)
+        .initial_connection_window_size(65_535)
+        .connect()
+        .await
+        .expect("connects");
+    CommentServiceClient::new(channel)
+}
+
+impl TestApp {
+    /// A new connection of its own (separate HTTP/2 flow control).
+    pub async fn new_client(&self) -> Client {
+        connect(self.addr).await
+    }
+
+    /// Graceful shutdown; returns the data folder's owner so it survives.
+    pub async fn stop(mut self) -> Option<TempDir> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await
+                .expect("server task")
+                .expect("server stops cleanly");
+        }
+        self._temp.take()
+    }
+}
+
+pub fn submission(article: &str, text: &str, client: &str) -> pb::SubmitCommentRequest {
+    pb::SubmitCommentRequest {
+        article_id: article.to_owned(),
+        author_name: "Reader".to_owned(),
+        text: text.to_owned(),
+        client_id: client.to_owned(),
+        ..Default::default()
+    }
+}
+
+/// Submits a clean comment and returns it (asserting approval).
+pub async fn submit_approved(client: &mut Client, article: &str, text: &str) -> pb::Comment {
+    let response = client
+        .submit_comment(submission(article, text, "tester"))
+        .await
+        .expect("submit succeeds")
+        .into_inner();
+    assert_eq!(
+        response.verdict.as_ref().unwrap().decision(),
+        pb::Decision::Approved,
+        "{text}: {response:?}"
+    );
+    response.comment.expect("approved comment is returned")
+}
+
+pub async fn list_all(client: &mut Client, article: &str) -> Vec<pb::Comment> {
+    let mut comments = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .list_comments(pb::ListCommentsRequest {
+                article_id: article.to_owned(),
+                page_size: 200,
+                page_token,
+            })
+            .await
+            .expect("list succeeds")
+            .into_inner();
+        comments.extend(page.comments);
+        if page.next_page_token.is_empty() {
+            return comments;
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+/// The release-style binary as a child process, for crash tests.
+pub struct ServerProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl ServerProcess {
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_commentd"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the commentd binary starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let mut lines = BufReader::new(stderr).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("the server logs its address before exiting")
+                .expect("stderr is readable");
+            if let Some(addr) = line.split("commentd listening on ").nth(1) {
+                break addr.trim().parse().expect("a socket address");
+            }
+        };
+        // Keep draining stderr so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Self { child, addr }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the real server on an ephemeral port, a real tonic
+//! client, a fresh sled folder per test. Set TEST_LOG=1 to see server logs.
+
+mod durability;
+mod helpers;
+mod listing;
+mod screening;
+mod streaming;
+mod submission;
+mod validation;
