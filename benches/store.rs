@@ -50,7 +50,10 @@ async fn main() -> anyhow::Result<()> {
                         client_id: ClientId::parse("bench").unwrap(),
                         idempotency_key: None,
                     };
-                    store.record_submission(&submission, &approved).await.unwrap();
+                    store
+                        .record_submission(&submission, &approved)
+                        .await
+                        .unwrap();
                     count += 1;
                 }
                 count

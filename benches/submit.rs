@@ -44,7 +44,9 @@ async fn main() -> anyhow::Result<()> {
         let _ = stopped.await;
     }));
 
-    let channel = Channel::from_shared(format!("http://{addr}"))?.connect().await?;
+    let channel = Channel::from_shared(format!("http://{addr}"))?
+        .connect()
+        .await?;
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let workers: Vec<_> = (0..concurrency)
         .map(|worker| {
@@ -66,7 +68,10 @@ async fn main() -> anyhow::Result<()> {
                         .await
                         .expect("submit succeeds")
                         .into_inner();
-                    if response.verdict.is_some_and(|v| v.decision() == pb::Decision::Approved) {
+                    if response
+                        .verdict
+                        .is_some_and(|v| v.decision() == pb::Decision::Approved)
+                    {
                         latencies.push(started.elapsed());
                     }
                 }

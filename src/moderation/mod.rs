@@ -83,7 +83,11 @@ fn mask_numbers(text: &str) -> String {
         let token_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
         let (token, tail) = rest.split_at(token_end);
         if is_plain_number(token) {
-            masked.extend(token.chars().map(|c| if c.is_ascii_digit() { ' ' } else { c }));
+            masked.extend(
+                token
+                    .chars()
+                    .map(|c| if c.is_ascii_digit() { ' ' } else { c }),
+            );
         } else {
             masked.push_str(token);
         }
@@ -115,7 +119,11 @@ fn unmask_numbers(original: &str, masked: &str, censored: String) -> String {
         .zip(masked.chars())
         .zip(censored.chars())
         .map(|((original, masked), censored)| {
-            if original != masked { original } else { censored }
+            if original != masked {
+                original
+            } else {
+                censored
+            }
         })
         .collect()
 }
@@ -159,7 +167,12 @@ mod tests {
     fn numbers_inside_words_are_still_read_as_letters() {
         assert_ne!(screen("f4ck this").decision, Decision::Approved);
         let verdict = screen("In 2024 you said sh1t");
-        assert!(verdict.censored_text.unwrap().starts_with("In 2024 you said"));
+        assert!(
+            verdict
+                .censored_text
+                .unwrap()
+                .starts_with("In 2024 you said")
+        );
     }
 
     #[test]

@@ -7,8 +7,8 @@ use tokio::time::timeout;
 use tonic::{Code, Streaming};
 
 use crate::helpers::{
-    Client, connect_with_small_windows, list_all, spawn_app, spawn_app_with, submission, submit_approved,
-    without_profanity_filter,
+    Client, connect_with_small_windows, list_all, spawn_app, spawn_app_with, submission,
+    submit_approved, without_profanity_filter,
 };
 
 async fn subscribe(
@@ -132,7 +132,12 @@ async fn a_slow_subscriber_does_not_stall_a_fast_one_and_catches_up_without_loss
         config.stream_buffer = 4;
     })
     .await;
-    let mut slow = subscribe(&mut connect_with_small_windows(app.addr).await, "news/1", "").await;
+    let mut slow = subscribe(
+        &mut connect_with_small_windows(app.addr).await,
+        "news/1",
+        "",
+    )
+    .await;
     let mut fast = subscribe(&mut app.new_client().await, "news/1", "").await;
     let padding = "Lorem ipsum dolor sit amet, consectetur adipiscing elit. ".repeat(35);
     let mut ids = Vec::new();
