@@ -10,15 +10,20 @@ use std::{future::Future, net::SocketAddr, sync::Arc};
 use anyhow::Context;
 use tokio::{net::TcpListener, sync::watch};
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::Server;
+use tonic::{
+    service::interceptor::InterceptedService,
+    transport::{Identity, Server, ServerTlsConfig},
+};
 use tonic_health::server::HealthReporter;
 
 use crate::{
-    api::{CommentApi, pb},
+    api::{CommentApi, ModerationApi, pb},
+    auth::ModeratorTokens,
     comments::Comments,
     config::Config,
     hub::Hub,
-    moderation::{Pipeline, rate_limit::RateLimiter},
+    moderation::{Pipeline, TermList, rate_limit::RateLimiter},
+    moderators::Moderators,
     store::Store,
 };
 
@@ -28,6 +33,7 @@ use crate::{
 const CONNECTION_WINDOW: u32 = 8 * 1024 * 1024;
 
 type CommentServer = pb::comment_service_server::CommentServiceServer<CommentApi>;
+type ModerationServer = pb::moderation_service_server::ModerationServiceServer<ModerationApi>;
 
 pub struct Application {
     config: Config,
@@ -35,6 +41,9 @@ pub struct Application {
     local_addr: SocketAddr,
     store: Store,
     comments: Arc<Comments>,
+    moderators: Arc<Moderators>,
+    moderator_tokens: ModeratorTokens,
+    tls: Option<ServerTlsConfig>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -54,7 +63,25 @@ impl Application {
                 config.data_dir.display()
             )
         })?;
-        hub.publish(&[], store.last_id());
+        hub.publish(&[], store.last_position());
+        let terms = Arc::new(TermList::new(&store.terms()?));
+        let moderator_tokens = match &config.moderator_tokens_file {
+            Some(path) => ModeratorTokens::load(path)?,
+            None => ModeratorTokens::default(),
+        };
+        if moderator_tokens.is_empty() {
+            tracing::warn!("no moderator tokens configured: ModerationService refuses every call");
+        }
+        let tls = match &config.tls {
+            Some((cert, key)) => {
+                let cert = std::fs::read(cert)
+                    .with_context(|| format!("cannot read TLS certificate {}", cert.display()))?;
+                let key = std::fs::read(key)
+                    .with_context(|| format!("cannot read TLS key {}", key.display()))?;
+                Some(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))
+            }
+            None => None,
+        };
 
         let listener = TcpListener::bind(config.listen)
             .await
@@ -64,18 +91,22 @@ impl Application {
         let comments = Arc::new(Comments::new(
             store.clone(),
             hub,
-            Pipeline::new(config.profanity, config.spam),
+            Pipeline::new(config.profanity, config.spam, terms.clone()),
             RateLimiter::new(config.rate),
             config.duplicate_window,
             config.max_text_chars,
             shutdown_rx,
         ));
+        let moderators = Arc::new(Moderators::new(store.clone(), terms));
         Ok(Self {
             config,
             listener,
             local_addr,
             store,
             comments,
+            moderators,
+            moderator_tokens,
+            tls,
             shutdown,
         })
     }
@@ -93,6 +124,9 @@ impl Application {
             local_addr,
             store,
             comments,
+            moderators,
+            moderator_tokens,
+            tls,
             shutdown,
         } = self;
 
@@ -107,10 +141,21 @@ impl Application {
             .build_v1alpha()?;
         let comment_service = CommentServer::new(CommentApi::new(comments))
             .max_decoding_message_size(config.max_message_bytes);
+        let moderation_service = InterceptedService::new(
+            ModerationServer::new(ModerationApi::new(moderators))
+                .max_decoding_message_size(config.max_message_bytes),
+            moderator_tokens,
+        );
         set_serving(&health, true).await;
 
         let mut stopping = shutdown.subscribe();
-        let server = Server::builder()
+        let mut builder = Server::builder();
+        if let Some(tls) = tls {
+            builder = builder
+                .tls_config(tls)
+                .context("invalid TLS configuration")?;
+        }
+        let server = builder
             .initial_connection_window_size(CONNECTION_WINDOW)
             .max_concurrent_streams(config.max_concurrent_streams)
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
@@ -120,6 +165,7 @@ impl Application {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(comment_service)
+            .add_service(moderation_service)
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
                 let _ = stopping.wait_for(|stop| *stop).await;
             });
@@ -157,9 +203,12 @@ async fn set_serving(health: &HealthReporter, serving: bool) {
         tonic_health::ServingStatus::NotServing
     };
     health.set_service_status("", status).await;
-    health
-        .set_service_status("comments.v1.CommentService", status)
-        .await;
+    for service in [
+        "comments.v1.CommentService",
+        "comments.v1.ModerationService",
+    ] {
+        health.set_service_status(service, status).await;
+    }
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

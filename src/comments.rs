@@ -5,24 +5,24 @@
 //! pipeline into the [`Store`]; streams are stitched together from the store
 //! (replay) and the [`Hub`] (live). Nothing here knows about gRPC.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use tokio::sync::{broadcast::error::RecvError, mpsc, watch};
 
 use crate::{
     domain::{
-        ArticleEvent, ArticleId, AuthorName, Comment, CommentId, CommentText, Submission, Verdict,
+        ArticleEvent, ArticleId, ArticleSettings, AuthorName, Comment, CommentId, CommentText,
+        Decision, Filter, ModerationMode, Reason, Submission, Verdict,
     },
     error::Error,
     hub::{Hub, Subscription},
     moderation::{Pipeline, duplicate::DuplicateTracker, rate_limit::RateLimiter},
+    paging,
     store::{IdempotencyRecord, Lookup, Recorded, Store, StoreError},
 };
-
-/// Default and largest page sizes of `list`.
-pub const DEFAULT_PAGE_SIZE: usize = 50;
-pub const MAX_PAGE_SIZE: usize = 200;
 
 /// Events buffered between a subscription task and its gRPC stream.
 const STREAM_BUFFER: usize = 64;
@@ -94,16 +94,25 @@ impl Comments {
         if let Some(parent) = submission.parent_id {
             self.check_parent(parent, &submission.article_id)?;
         }
+        let now = SystemTime::now();
+        let settings = self.store.article(&submission.article_id)?;
+        if !settings.is_open_at(now) {
+            return Err(Error::FailedPrecondition(format!(
+                "comments on article {} are closed",
+                submission.article_id
+            )));
+        }
 
         let mut verdict = self
             .pipeline
-            .screen(&submission.author_name, &submission.text);
+            .screen(Some(&submission.author_name), &submission.text);
         if let Some(reason) = self
             .duplicates
             .check(&submission.client_id, &submission.text)
         {
             verdict.push(reason);
         }
+        self.apply_policy(&submission, &settings, now, &mut verdict)?;
 
         match self.store.record_submission(&submission, &verdict).await? {
             Recorded::New { comment } => {
@@ -121,6 +130,44 @@ impl Comments {
         }
     }
 
+    /// Bans, pre-moderation and trust for newcomers.
+    fn apply_policy(
+        &self,
+        submission: &Submission,
+        settings: &ArticleSettings,
+        now: SystemTime,
+        verdict: &mut Verdict,
+    ) -> Result<(), Error> {
+        if let Some(ban) = self.store.ban_of(&submission.client_id)?
+            && ban.is_active_at(now)
+        {
+            verdict.push(policy_reason(
+                Filter::Ban,
+                "ban.client",
+                "This client is banned from commenting.",
+                Decision::Rejected,
+            ));
+        }
+        if settings.moderation_mode == ModerationMode::Pre {
+            verdict.push(policy_reason(
+                Filter::Policy,
+                "policy.pre_moderation",
+                "Comments on this article are published after review.",
+                Decision::Held,
+            ));
+        }
+        let required = u64::from(settings.newcomer_approvals_required);
+        if required > 0 && self.store.approved_by_moderators(&submission.client_id)? < required {
+            verdict.push(policy_reason(
+                Filter::Policy,
+                "policy.newcomer",
+                "Comments from new commenters are published after review.",
+                Decision::Held,
+            ));
+        }
+        Ok(())
+    }
+
     fn check_parent(&self, parent: CommentId, article: &ArticleId) -> Result<(), Error> {
         match self.store.lookup(parent)? {
             Lookup::Published(comment) if &comment.article_id == article => Ok(()),
@@ -130,6 +177,9 @@ impl Comments {
             Lookup::Held(_) => Err(Error::FailedPrecondition(format!(
                 "parent comment {parent} is not approved"
             ))),
+            Lookup::Gone => Err(Error::FailedPrecondition(format!(
+                "parent comment {parent} was rejected or removed"
+            ))),
             Lookup::Missing => Err(Error::NotFound(format!(
                 "parent comment {parent} not found"
             ))),
@@ -137,7 +187,7 @@ impl Comments {
     }
 
     /// Screens content without storing anything or touching per-client state.
-    pub fn check(&self, author_name: &AuthorName, text: &CommentText) -> Verdict {
+    pub fn check(&self, author_name: Option<&AuthorName>, text: &CommentText) -> Verdict {
         self.pipeline.screen(author_name, text)
     }
 
@@ -145,7 +195,7 @@ impl Comments {
     pub fn get(&self, id: CommentId) -> Result<Comment, Error> {
         match self.store.lookup(id)? {
             Lookup::Published(comment) => Ok(comment),
-            Lookup::Held(_) | Lookup::Missing => {
+            Lookup::Held(_) | Lookup::Gone | Lookup::Missing => {
                 Err(Error::NotFound(format!("comment {id} not found")))
             }
         }
@@ -158,24 +208,17 @@ impl Comments {
         page_size: usize,
         page_token: &str,
     ) -> Result<CommentPage, Error> {
-        let after = if page_token.is_empty() {
-            None
-        } else {
-            Some(decode_page_token(page_token, article)?)
-        };
-        let page_size = match page_size {
-            0 => DEFAULT_PAGE_SIZE,
-            n => n.min(MAX_PAGE_SIZE),
-        };
+        let scope = format!("comments:{article}");
+        let after = paging::decode(page_token, &scope)?.map(CommentId::new);
         let page = self
             .store
-            .published_after(article, after, None, page_size)?;
-        let next_page_token = match page.comments.last() {
-            Some(last) if page.more => Some(encode_page_token(article, last.id)),
+            .published_after(article, after, paging::page_size(page_size))?;
+        let next_page_token = match page.items.last() {
+            Some(last) if page.more => Some(paging::encode(&scope, last.id.position())),
             _ => None,
         };
         Ok(CommentPage {
-            comments: page.comments,
+            comments: page.items,
             next_page_token,
         })
     }
@@ -191,7 +234,7 @@ impl Comments {
             return Err(Error::ShuttingDown);
         }
         if let Some(after) = after
-            && after.position() > self.store.last_id()
+            && after.position() > self.store.last_position()
         {
             return Err(Error::OutOfRange(format!(
                 "after_comment_id {after} was never issued by this server"
@@ -268,7 +311,7 @@ impl Comments {
         tracing::debug!(%article, "subscription ended");
     }
 
-    /// Sends the approved comments in `(last_sent, through]` from the store.
+    /// Sends the article's events in `(last_sent, through]` from the store.
     async fn catch_up(
         &self,
         article: &ArticleId,
@@ -276,20 +319,30 @@ impl Comments {
         stream: &mut StreamSender,
     ) -> Result<(), StreamEnd> {
         while stream.last_sent < through {
-            let page = self.store.published_after(
-                article,
-                Some(CommentId::new(stream.last_sent)),
-                Some(CommentId::new(through)),
-                REPLAY_CHUNK,
-            )?;
-            for comment in page.comments {
-                stream.send(ArticleEvent::Published(comment)).await?;
+            let (events, last_read) =
+                self.store
+                    .events_after(article, stream.last_sent, through, REPLAY_CHUNK)?;
+            for event in events {
+                stream.send(event).await?;
             }
-            if !page.more {
-                break;
+            match last_read {
+                // Skip redacted entries too, so the next chunk starts after them.
+                Some(position) => stream.last_sent = stream.last_sent.max(position),
+                None => break,
             }
         }
         Ok(())
+    }
+}
+
+fn policy_reason(filter: Filter, code: &str, message: &str, decision: Decision) -> Reason {
+    Reason {
+        filter,
+        code: code.to_owned(),
+        message: message.to_owned(),
+        category: None,
+        severity: None,
+        decision,
     }
 }
 
@@ -340,42 +393,4 @@ fn replay(record: IdempotencyRecord, submission: &Submission) -> Result<SubmitOu
         comment: record.comment,
         replayed: true,
     })
-}
-
-/// Page tokens name the article and the last id of the previous page.
-fn encode_page_token(article: &ArticleId, last: CommentId) -> String {
-    URL_SAFE_NO_PAD.encode(format!("v1\n{article}\n{last}"))
-}
-
-fn decode_page_token(token: &str, article: &ArticleId) -> Result<CommentId, Error> {
-    let invalid = || Error::invalid("page_token", "is not a page token of this article's list");
-    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    let mut parts = text.split('\n');
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some("v1"), Some(token_article), Some(last), None)
-            if token_article == article.as_str() =>
-        {
-            CommentId::parse("page_token", last).map_err(|_| invalid())
-        }
-        _ => Err(invalid()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_page_token_round_trips_for_its_article_only() {
-        let article = ArticleId::parse("news/1").unwrap();
-        let other = ArticleId::parse("news/2").unwrap();
-        let token = encode_page_token(&article, CommentId::new(42));
-        assert_eq!(
-            decode_page_token(&token, &article).unwrap(),
-            CommentId::new(42)
-        );
-        assert!(decode_page_token(&token, &other).is_err());
-        assert!(decode_page_token("garbage!", &article).is_err());
-    }
 }

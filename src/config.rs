@@ -125,6 +125,19 @@ pub struct ServeArgs {
     #[arg(long, env = "COMMENTD_MAX_CONCURRENT_STREAMS", default_value_t = defaults::MAX_CONCURRENT_STREAMS)]
     pub max_concurrent_streams: u32,
 
+    /// File of moderator tokens, one `name:token` per line. Without it,
+    /// every ModerationService call is UNAUTHENTICATED.
+    #[arg(long, env = "COMMENTD_MODERATOR_TOKENS_FILE")]
+    pub moderator_tokens_file: Option<PathBuf>,
+
+    /// PEM certificate (chain) to serve TLS; needs --tls-key.
+    #[arg(long, env = "COMMENTD_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "COMMENTD_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
     /// Seconds to let in-flight calls finish after SIGTERM/SIGINT.
     #[arg(long, env = "COMMENTD_SHUTDOWN_GRACE_SECS", default_value_t = defaults::SHUTDOWN_GRACE_SECS)]
     pub shutdown_grace_secs: u64,
@@ -145,6 +158,9 @@ pub struct Config {
     pub stream_buffer: usize,
     pub max_concurrent_streams: u32,
     pub shutdown_grace: Duration,
+    pub moderator_tokens_file: Option<PathBuf>,
+    /// Certificate and key files (PEM) for TLS.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl ServeArgs {
@@ -170,6 +186,8 @@ impl ServeArgs {
             stream_buffer: self.stream_buffer,
             max_concurrent_streams: self.max_concurrent_streams,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+            moderator_tokens_file: self.moderator_tokens_file.clone(),
+            tls: self.tls_cert.clone().zip(self.tls_key.clone()),
         }
     }
 }
@@ -192,6 +210,8 @@ impl Config {
             stream_buffer: defaults::STREAM_BUFFER,
             max_concurrent_streams: defaults::MAX_CONCURRENT_STREAMS,
             shutdown_grace: Duration::from_secs(defaults::SHUTDOWN_GRACE_SECS),
+            moderator_tokens_file: None,
+            tls: None,
         }
     }
 }

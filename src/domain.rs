@@ -287,6 +287,8 @@ pub struct Comment {
     pub author_name: AuthorName,
     pub text: CommentText,
     pub parent_id: Option<CommentId>,
+    /// Who submitted it: shown to moderators, never to readers.
+    pub client_id: ClientId,
     pub created_at: SystemTime,
     pub state: CommentState,
 }
@@ -295,22 +297,159 @@ pub struct Comment {
 /// of the server's log. Subscribers receive these in position order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ArticleEvent {
-    /// A comment was approved and is now public.
+    /// A comment was approved and is now public; its id is its position.
     Published(Comment),
+    /// A published comment was removed by a moderator.
+    Removed {
+        article_id: ArticleId,
+        comment_id: CommentId,
+        position: u64,
+    },
 }
 
 impl ArticleEvent {
     pub fn position(&self) -> u64 {
         match self {
             Self::Published(comment) => comment.id.position(),
+            Self::Removed { position, .. } => *position,
         }
     }
 
     pub fn article_id(&self) -> &ArticleId {
         match self {
             Self::Published(comment) => &comment.article_id,
+            Self::Removed { article_id, .. } => article_id,
         }
     }
+}
+
+/// How an article takes comments.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ModerationMode {
+    /// Approved comments publish at once.
+    #[default]
+    Post,
+    /// Every comment waits for a moderator.
+    Pre,
+}
+
+/// Per-article settings, changed by moderators.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArticleSettings {
+    pub comments_closed: bool,
+    pub moderation_mode: ModerationMode,
+    /// Comments close by themselves at this time.
+    pub auto_close_at: Option<SystemTime>,
+    /// Trust for newcomers: hold the comments of a client_id until
+    /// moderators have approved this many of its comments (0: off).
+    pub newcomer_approvals_required: u32,
+}
+
+impl ArticleSettings {
+    pub fn is_open_at(&self, now: SystemTime) -> bool {
+        !self.comments_closed && self.auto_close_at.is_none_or(|at| now < at)
+    }
+}
+
+/// What a moderator does to a comment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ModerationAction {
+    Approve,
+    Reject,
+    Remove,
+}
+
+/// What a blocked term does when it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TermEffect {
+    /// A blocked term that holds the comment.
+    Hold,
+    /// A blocked term that rejects the comment.
+    Reject,
+    /// An allowed term: never flagged by the profanity filter.
+    Allow,
+}
+
+/// A moderator-maintained term.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Term {
+    /// Lower-cased, NFC, single spaces.
+    pub text: String,
+    pub effect: TermEffect,
+    pub added_by: String,
+    pub added_at: SystemTime,
+}
+
+impl Term {
+    pub const MAX_CHARS: usize = 100;
+
+    /// Normalises a term for matching: NFC, lower case, single spaces.
+    pub fn normalise(raw: &str) -> Result<String, FieldViolation> {
+        let text: String = raw.nfc().collect::<String>().to_lowercase();
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        if text.is_empty() {
+            return Err(FieldViolation::new("terms", "a term must not be empty"));
+        }
+        if text.chars().count() > Self::MAX_CHARS || text.chars().any(char::is_control) {
+            return Err(FieldViolation::new(
+                "terms",
+                format!(
+                    "a term must be at most {} printable characters",
+                    Self::MAX_CHARS
+                ),
+            ));
+        }
+        Ok(text)
+    }
+}
+
+/// A ban of one client_id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ban {
+    pub client_id: ClientId,
+    pub reason: String,
+    pub expires_at: Option<SystemTime>,
+    pub created_by: String,
+    pub created_at: SystemTime,
+}
+
+impl Ban {
+    pub fn is_active_at(&self, now: SystemTime) -> bool {
+        self.expires_at.is_none_or(|at| now < at)
+    }
+}
+
+/// Who did something: a moderator (by token name) or the filters.
+pub const FILTER_ACTOR: &str = "filter";
+
+/// What an audit event records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AuditAction {
+    /// The filters decided a submission.
+    Screened,
+    Approved,
+    Rejected,
+    Removed,
+    ArticleUpdated,
+    TermsAdded,
+    TermsRemoved,
+    ClientBanned,
+    ClientUnbanned,
+}
+
+/// One entry of the append-only audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub id: u64,
+    pub time: SystemTime,
+    pub actor: String,
+    pub action: AuditAction,
+    pub article_id: Option<ArticleId>,
+    pub comment_id: Option<CommentId>,
+    pub client_id: Option<ClientId>,
+    pub decision: Option<Decision>,
+    pub reasons: Vec<Reason>,
+    pub note: String,
 }
 
 /// A valid submission, before screening.
@@ -360,6 +499,12 @@ pub enum Filter {
     Profanity,
     Spam,
     Duplicate,
+    /// The moderators' blocked and allowed terms.
+    Terms,
+    /// A banned client_id.
+    Ban,
+    /// Article or site policy: pre-moderation, newcomers.
+    Policy,
 }
 
 /// How severe a profanity finding is.

@@ -8,6 +8,9 @@
 //! | `OutOfRange`        | `OUT_OF_RANGE`       |                              |
 //! | `RateLimited`       | `RESOURCE_EXHAUSTED` | RetryInfo + `retry-after`    |
 //! | `ShuttingDown`      | `UNAVAILABLE`        |                              |
+//! | `Unauthenticated`   | `UNAUTHENTICATED`    |                              |
+//! | `Store(NotFound)`   | `NOT_FOUND`          |                              |
+//! | `Store(WrongState)` | `FAILED_PRECONDITION`|                              |
 //! | `Store`             | `INTERNAL` / `UNAVAILABLE` (logged; cause hidden)   |
 
 use std::time::Duration;
@@ -31,6 +34,8 @@ pub enum Error {
     RateLimited { retry_after: Duration },
     #[error("the server is shutting down; retry on another instance or later")]
     ShuttingDown,
+    #[error("{0}")]
+    Unauthenticated(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -91,6 +96,9 @@ impl From<Error> for Status {
                 }
                 status
             }
+            Error::Unauthenticated(_) => Status::unauthenticated(message),
+            Error::Store(StoreError::NotFound(message)) => Status::not_found(message),
+            Error::Store(StoreError::WrongState(message)) => Status::failed_precondition(message),
             Error::ShuttingDown | Error::Store(StoreError::Closed) => {
                 Status::unavailable("the server is shutting down; retry shortly")
             }

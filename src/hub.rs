@@ -132,6 +132,7 @@ mod tests {
             author_name: AuthorName::parse("a").unwrap(),
             text: CommentText::parse("t", 10).unwrap(),
             parent_id: None,
+            client_id: crate::domain::ClientId::parse("c").unwrap(),
             created_at: SystemTime::UNIX_EPOCH,
             state: CommentState::Published,
         })

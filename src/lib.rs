@@ -10,7 +10,10 @@
 //! - [`app`]: [`Application`]: store, listener, services, graceful shutdown.
 //! - [`api`]: the gRPC layer: generated code, conversions, service impls.
 //! - [`error`]: the one mapping from errors to gRPC statuses.
-//! - [`comments`]: the use cases (submit, check, get, list, subscribe).
+//! - [`comments`]: the readers' use cases (submit, check, get, list, subscribe).
+//! - [`moderators`]: the moderators' use cases (queue, actions, settings,
+//!   terms, bans, audit); [`auth`]: their bearer tokens.
+//! - [`paging`]: opaque page tokens.
 //! - [`domain`]: validated types, comments, verdicts; no protobuf.
 //! - [`moderation`]: the screening pipeline, one file per filter.
 //! - [`store`]: sled key layout, group commit, durability.
@@ -26,12 +29,15 @@
 
 pub mod api;
 pub mod app;
+pub mod auth;
 pub mod comments;
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod hub;
 pub mod moderation;
+pub mod moderators;
+pub mod paging;
 pub mod store;
 pub mod telemetry;
 

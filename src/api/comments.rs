@@ -58,7 +58,7 @@ impl CommentService for CommentApi {
         request: Request<pb::CheckCommentRequest>,
     ) -> Result<Response<pb::CheckCommentResponse>, Status> {
         let (author_name, text) = parse_check(request.get_ref(), self.comments.max_text_chars())?;
-        let verdict = self.comments.check(&author_name, &text);
+        let verdict = self.comments.check(author_name.as_ref(), &text);
         Span::current().record("decision", field::debug(verdict.decision));
         Ok(Response::new(pb::CheckCommentResponse {
             verdict: Some(verdict.into()),

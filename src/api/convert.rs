@@ -1,16 +1,17 @@
 //! Conversions between protobuf messages and domain types.
 
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::pb;
 use crate::{
     comments::SubmitOutcome,
     domain::{
-        ArticleEvent, ArticleId, AuthorName, ClientId, Comment, CommentId, CommentState,
-        CommentText, Decision, Filter, IdempotencyKey, Reason, Severity, Submission, Verdict,
-        Violations,
+        ArticleEvent, ArticleId, ArticleSettings, AuditAction, AuditEvent, AuthorName, Ban,
+        ClientId, Comment, CommentId, CommentState, CommentText, Decision, Filter, IdempotencyKey,
+        ModerationMode, Reason, Severity, Submission, Term, TermEffect, Verdict, Violations,
     },
     error::Error,
+    store::HeldComment,
 };
 
 /// Parses a `SubmitCommentRequest`, reporting every bad field at once.
@@ -54,16 +55,20 @@ pub fn parse_submission(
     }
 }
 
-/// Parses a `CheckCommentRequest`.
+/// Parses a `CheckCommentRequest`; the author name is optional there.
 pub fn parse_check(
     request: &pb::CheckCommentRequest,
     max_text_chars: usize,
-) -> Result<(AuthorName, CommentText), Error> {
+) -> Result<(Option<AuthorName>, CommentText), Error> {
     let mut violations = Violations::default();
-    let author_name = violations.check(AuthorName::parse(&request.author_name));
+    let author_name = if request.author_name.trim().is_empty() {
+        None
+    } else {
+        violations.check(AuthorName::parse(&request.author_name))
+    };
     let text = violations.check(CommentText::parse(&request.text, max_text_chars));
     violations.into_result()?;
-    Ok((author_name.expect("checked"), text.expect("checked")))
+    Ok((author_name, text.expect("checked")))
 }
 
 /// Page sizes: 0 means default; negative is refused.
@@ -71,12 +76,31 @@ pub fn parse_page_size(page_size: i32) -> Result<usize, Error> {
     usize::try_from(page_size).map_err(|_| Error::invalid("page_size", "must not be negative"))
 }
 
+pub fn timestamp(time: SystemTime) -> prost_types::Timestamp {
+    let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    prost_types::Timestamp {
+        seconds: i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(since_epoch.subsec_nanos()).unwrap_or(0),
+    }
+}
+
+pub fn from_timestamp(
+    field: &'static str,
+    timestamp: prost_types::Timestamp,
+) -> Result<SystemTime, Error> {
+    let seconds = u64::try_from(timestamp.seconds)
+        .map_err(|_| Error::invalid(field, "must be after 1970"))?;
+    let nanos = u32::try_from(timestamp.nanos)
+        .ok()
+        .filter(|n| *n < 1_000_000_000)
+        .ok_or_else(|| Error::invalid(field, "nanos must be in 0..1e9"))?;
+    UNIX_EPOCH
+        .checked_add(Duration::new(seconds, nanos))
+        .ok_or_else(|| Error::invalid(field, "is out of range"))
+}
+
 impl From<Comment> for pb::Comment {
     fn from(comment: Comment) -> Self {
-        let since_epoch = comment
-            .created_at
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
         Self {
             id: comment.id.to_string(),
             article_id: comment.article_id.as_str().to_owned(),
@@ -86,10 +110,7 @@ impl From<Comment> for pb::Comment {
                 .parent_id
                 .map(|id| id.to_string())
                 .unwrap_or_default(),
-            create_time: Some(prost_types::Timestamp {
-                seconds: i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX),
-                nanos: i32::try_from(since_epoch.subsec_nanos()).unwrap_or(0),
-            }),
+            create_time: Some(timestamp(comment.created_at)),
             state: match comment.state {
                 CommentState::Published => pb::CommentState::Published,
                 CommentState::Held => pb::CommentState::Held,
@@ -113,6 +134,9 @@ impl From<Reason> for pb::Reason {
                 Filter::Profanity => pb::Filter::Profanity,
                 Filter::Spam => pb::Filter::Spam,
                 Filter::Duplicate => pb::Filter::Duplicate,
+                Filter::Terms => pb::Filter::Terms,
+                Filter::Ban => pb::Filter::Ban,
+                Filter::Policy => pb::Filter::Policy,
             } as i32,
             code: reason.code,
             message: reason.message,
@@ -154,7 +178,103 @@ impl From<ArticleEvent> for pb::SubscribeCommentsResponse {
             ArticleEvent::Published(comment) => {
                 pb::subscribe_comments_response::Event::Comment(comment.into())
             }
+            ArticleEvent::Removed {
+                comment_id,
+                position,
+                ..
+            } => pb::subscribe_comments_response::Event::CommentRemoved(pb::CommentRemoved {
+                comment_id: comment_id.to_string(),
+                cursor: CommentId::new(position).to_string(),
+            }),
         };
         Self { event: Some(event) }
+    }
+}
+
+impl From<HeldComment> for pb::HeldComment {
+    fn from(held: HeldComment) -> Self {
+        Self {
+            client_id: held.comment.client_id.as_str().to_owned(),
+            comment: Some(held.comment.into()),
+            verdict: Some(held.verdict.into()),
+        }
+    }
+}
+
+impl From<ArticleSettings> for pb::ArticleSettings {
+    fn from(settings: ArticleSettings) -> Self {
+        Self {
+            comments_closed: settings.comments_closed,
+            moderation_mode: match settings.moderation_mode {
+                ModerationMode::Post => pb::ModerationMode::Post,
+                ModerationMode::Pre => pb::ModerationMode::Pre,
+            } as i32,
+            auto_close_time: settings.auto_close_at.map(timestamp),
+            newcomer_approvals_required: settings.newcomer_approvals_required,
+        }
+    }
+}
+
+impl From<Term> for pb::Term {
+    fn from(term: Term) -> Self {
+        Self {
+            text: term.text,
+            effect: match term.effect {
+                TermEffect::Hold => pb::TermEffect::Hold,
+                TermEffect::Reject => pb::TermEffect::Reject,
+                TermEffect::Allow => pb::TermEffect::Allow,
+            } as i32,
+            added_by: term.added_by,
+            add_time: Some(timestamp(term.added_at)),
+        }
+    }
+}
+
+impl From<Ban> for pb::Ban {
+    fn from(ban: Ban) -> Self {
+        Self {
+            client_id: ban.client_id.as_str().to_owned(),
+            reason: ban.reason,
+            expire_time: ban.expires_at.map(timestamp),
+            created_by: ban.created_by,
+            create_time: Some(timestamp(ban.created_at)),
+        }
+    }
+}
+
+impl From<AuditEvent> for pb::AuditEvent {
+    fn from(event: AuditEvent) -> Self {
+        Self {
+            id: CommentId::new(event.id).to_string(),
+            time: Some(timestamp(event.time)),
+            actor: event.actor,
+            action: match event.action {
+                AuditAction::Screened => "screened",
+                AuditAction::Approved => "approved",
+                AuditAction::Rejected => "rejected",
+                AuditAction::Removed => "removed",
+                AuditAction::ArticleUpdated => "article_updated",
+                AuditAction::TermsAdded => "terms_added",
+                AuditAction::TermsRemoved => "terms_removed",
+                AuditAction::ClientBanned => "client_banned",
+                AuditAction::ClientUnbanned => "client_unbanned",
+            }
+            .to_owned(),
+            article_id: event
+                .article_id
+                .map(|a| a.as_str().to_owned())
+                .unwrap_or_default(),
+            comment_id: event
+                .comment_id
+                .map(|id| id.to_string())
+                .unwrap_or_default(),
+            client_id: event
+                .client_id
+                .map(|c| c.as_str().to_owned())
+                .unwrap_or_default(),
+            decision: event.decision.map_or(pb::Decision::Unspecified, decision) as i32,
+            reasons: event.reasons.into_iter().map(Into::into).collect(),
+            note: event.note,
+        }
     }
 }

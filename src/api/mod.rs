@@ -7,8 +7,10 @@
 pub mod codec;
 mod comments;
 mod convert;
+mod moderation;
 
 pub use comments::CommentApi;
+pub use moderation::ModerationApi;
 
 /// Code generated from `proto/comments/v1/comments.proto`.
 pub mod pb {

@@ -13,6 +13,9 @@ pub mod duplicate;
 pub mod profanity;
 pub mod rate_limit;
 pub mod spam;
+pub mod terms;
+
+use std::sync::Arc;
 
 use rustrict::{Censor, Type};
 
@@ -20,6 +23,7 @@ use crate::domain::{AuthorName, CommentText, Verdict};
 
 pub use profanity::ProfanityPolicy;
 pub use spam::SpamPolicy;
+pub use terms::TermList;
 
 /// What every filter sees: the input and rustrict's analysis of it.
 pub struct ScreenInput<'a> {
@@ -35,14 +39,16 @@ pub trait ContentFilter: Send + Sync {
     fn inspect(&self, input: &ScreenInput<'_>, findings: &mut Vec<crate::domain::Reason>);
 }
 
-/// The ordered content filters.
+/// The ordered content filters, after the moderators' term lists.
 pub struct Pipeline {
+    terms: Arc<TermList>,
     filters: Vec<Box<dyn ContentFilter>>,
 }
 
 impl Pipeline {
-    pub fn new(profanity: ProfanityPolicy, spam: SpamPolicy) -> Self {
+    pub fn new(profanity: ProfanityPolicy, spam: SpamPolicy, terms: Arc<TermList>) -> Self {
         Self {
+            terms,
             filters: vec![
                 Box::new(profanity::ProfanityFilter::new(profanity)),
                 Box::new(spam::SpamFilter::new(spam)),
@@ -51,18 +57,24 @@ impl Pipeline {
     }
 
     /// Screens a comment's content.
-    pub fn screen(&self, author_name: &AuthorName, text: &CommentText) -> Verdict {
-        let masked = mask_numbers(text.as_str());
+    pub fn screen(&self, author_name: Option<&AuthorName>, text: &CommentText) -> Verdict {
+        let term_matches = self.terms.current().find(text.as_str());
+        let masked = mask_spans(&mask_numbers(text.as_str()), &term_matches.allowed_spans);
         let (censored, text_type) = Censor::from_str(&masked).censor_and_analyze();
         let censored = unmask_numbers(text.as_str(), &masked, censored);
-        let author_type = Censor::from_str(&mask_numbers(author_name.as_str())).analyze();
+        let author_name = author_name.map_or("", AuthorName::as_str);
+        let author_type = if author_name.is_empty() {
+            Type::NONE
+        } else {
+            Censor::from_str(&mask_numbers(author_name)).analyze()
+        };
         let input = ScreenInput {
-            author_name: author_name.as_str(),
+            author_name,
             text: text.as_str(),
             text_type,
             author_type,
         };
-        let mut findings = Vec::new();
+        let mut findings = term_matches.reasons;
         for filter in &self.filters {
             filter.inspect(&input, &mut findings);
         }
@@ -100,6 +112,23 @@ fn mask_numbers(text: &str) -> String {
     masked
 }
 
+/// Blanks the given char ranges (allowed terms) for the profanity filter.
+fn mask_spans(text: &str, spans: &[(usize, usize)]) -> String {
+    if spans.is_empty() {
+        return text.to_owned();
+    }
+    text.chars()
+        .enumerate()
+        .map(|(i, c)| {
+            if spans.iter().any(|&(start, end)| (start..end).contains(&i)) {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 fn is_plain_number(token: &str) -> bool {
     token.chars().any(|c| c.is_ascii_digit())
         && token
@@ -134,9 +163,13 @@ mod tests {
     use crate::domain::{Decision, Filter};
 
     fn screen(text: &str) -> Verdict {
-        let pipeline = Pipeline::new(ProfanityPolicy::default(), SpamPolicy::default());
+        let pipeline = Pipeline::new(
+            ProfanityPolicy::default(),
+            SpamPolicy::default(),
+            Arc::default(),
+        );
         pipeline.screen(
-            &AuthorName::parse("Reader").unwrap(),
+            Some(&AuthorName::parse("Reader").unwrap()),
             &CommentText::parse(text, 5000).unwrap(),
         )
     }

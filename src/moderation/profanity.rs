@@ -123,8 +123,8 @@ mod tests {
     };
 
     fn screen_with(policy: ProfanityPolicy, author: &str, text: &str) -> Verdict {
-        Pipeline::new(policy, SpamPolicy::default()).screen(
-            &AuthorName::parse(author).unwrap(),
+        Pipeline::new(policy, SpamPolicy::default(), Default::default()).screen(
+            Some(&AuthorName::parse(author).unwrap()),
             &CommentText::parse(text, 5000).unwrap(),
         )
     }

@@ -220,3 +220,20 @@ async fn check_comment_screens_without_storing_or_counting() {
         .unwrap();
     assert_eq!(verdict.decision(), Decision::Approved);
 }
+
+#[tokio::test]
+async fn check_comment_needs_no_author_name() {
+    let mut app = spawn_app().await;
+    let verdict = app
+        .client
+        .check_comment(pb::CheckCommentRequest {
+            text: "fuck you, go kill yourself".to_owned(),
+            author_name: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .verdict
+        .unwrap();
+    assert_eq!(verdict.decision(), Decision::Rejected);
+}

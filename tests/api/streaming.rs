@@ -34,6 +34,7 @@ async fn next_comment(stream: &mut Streaming<pb::SubscribeCommentsResponse>) -> 
         .expect("the stream is open");
     match message.event.expect("an event") {
         Event::Comment(comment) => comment,
+        Event::CommentRemoved(removed) => panic!("unexpected removal: {removed:?}"),
     }
 }
 
