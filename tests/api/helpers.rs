@@ -11,15 +11,43 @@ use std::{
 
 use commentd::{
     Application, Config,
-    api::pb::{self, comment_service_client::CommentServiceClient},
+    api::pb::{
+        self, comment_service_client::CommentServiceClient,
+        moderation_service_client::ModerationServiceClient,
+    },
     config::LogFormat,
     telemetry,
 };
 use tempfile::TempDir;
 use tokio::{sync::oneshot, task::JoinHandle};
-use tonic::transport::Channel;
+use tonic::{
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::Channel,
+};
 
 pub type Client = CommentServiceClient<Channel>;
+pub type Moderation = ModerationServiceClient<InterceptedService<Channel, Bearer>>;
+
+/// Moderator tokens every test server accepts.
+pub const ALICE_TOKEN: &str = "alice-token-0123456789";
+pub const BOB_TOKEN: &str = "bob-token-0123456789";
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Clone)]
+pub struct Bearer(pub Option<String>);
+
+impl Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(token) = &self.0 {
+            let value = format!("Bearer {token}").parse().expect("ascii header");
+            request.metadata_mut().insert("authorization", value);
+        }
+        Ok(request)
+    }
+}
 
 /// A running server with its data folder.
 pub struct TestApp {
@@ -53,7 +81,7 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     let temp = TempDir::new().expect("temp dir");
-    let mut app = spawn_app_in(temp.path(), configure).await;
+    let mut app = spawn_app_in(&temp.path().join("data"), configure).await;
     app._temp = Some(temp);
     app
 }
@@ -64,6 +92,10 @@ pub async fn spawn_app_in(data_dir: &Path, configure: impl FnOnce(&mut Config)) 
         telemetry::init(LogFormat::Text);
     }
     let mut config = test_config(data_dir);
+    let tokens = data_dir.with_extension("tokens");
+    std::fs::write(&tokens, format!("alice:{ALICE_TOKEN}\nbob:{BOB_TOKEN}\n"))
+        .expect("tokens file");
+    config.moderator_tokens_file = Some(tokens);
     configure(&mut config);
     let application = Application::build(config)
         .await
@@ -107,6 +139,21 @@ pub async fn connect_with_small_windows(addr: SocketAddr) -> Client {
 }
 
 impl TestApp {
+    /// A moderation client with the given token (None: no header).
+    pub async fn moderation(&self, token: Option<&str>) -> Moderation {
+        let channel = Channel::from_shared(format!("http://{}", self.addr))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connects");
+        ModerationServiceClient::with_interceptor(channel, Bearer(token.map(str::to_owned)))
+    }
+
+    /// A moderation client authenticated as "alice".
+    pub async fn alice(&self) -> Moderation {
+        self.moderation(Some(ALICE_TOKEN)).await
+    }
+
     /// A new connection of its own (separate HTTP/2 flow control).
     pub async fn new_client(&self) -> Client {
         connect(self.addr).await

@@ -4,7 +4,9 @@
 mod durability;
 mod helpers;
 mod listing;
+mod moderation;
 mod screening;
 mod streaming;
 mod submission;
+mod tls;
 mod validation;
