@@ -70,8 +70,9 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # Port 0: the kernel picks a free loopback port; the server logs the real one.
+printf 'smoke:smoke-token-0123456789\n' >"$work/tokens"
 NO_COLOR=1 RUST_LOG=info "$BIN" --listen 127.0.0.1:0 --data-dir "$work/data" \
-    --log-format text 2>"$log" &
+    --moderator-tokens-file "$work/tokens" --log-format text 2>"$log" &
 pid=$!
 addr=
 for _ in $(seq 300); do
@@ -143,6 +144,27 @@ g -max-time 2 -d "{\"article_id\":\"$article\",\"after_comment_id\":\"0000000000
 # DeadlineExceeded (exit 64 + 4) after the replay has been printed.
 check "SubscribeComments after 0000000000000000 replays the comment" \
     eval '((rc == 0 || rc == 68)) && [[ -n $id ]] && has "\"id\": \"$id\"" && has "A thoughtful and polite comment."'
+
+# --- ModerationService -------------------------------------------------
+M=comments.v1.ModerationService
+gmax -d '{}' "$addr" $M/ListHeldComments
+check "ModerationService without a token is Unauthenticated" \
+    eval '((rc == 64 + 16)) && has "Code: Unauthenticated"'
+
+gmax -d "{\"article_id\":\"$article\",\"author_name\":\"Smoke Tester\",\"text\":\"this is shit\",\"client_id\":\"smoke-3\"}" \
+    "$addr" $S/SubmitComment
+held=$(json 'd["comment"]["id"]')
+gmax -H 'authorization: Bearer smoke-token-0123456789' -d "{\"article_id\":\"$article\"}" "$addr" $M/ListHeldComments
+check "ListHeldComments with a token shows the held comment" \
+    eval '((rc == 0)) && [[ -n $held ]] && has "\"id\": \"$held\""'
+
+gmax -H 'authorization: Bearer smoke-token-0123456789' -d "{\"comment_id\":\"$held\",\"action\":\"ACTION_REJECT\",\"note\":\"smoke\"}" \
+    "$addr" $M/ModerateComment
+check "ModerateComment rejects the held comment" eval '((rc == 0))'
+
+gmax -H 'authorization: Bearer smoke-token-0123456789' -d "{\"article_id\":\"$article\"}" "$addr" $M/ListAuditEvents
+check "ListAuditEvents records the rejection by the token's name" \
+    eval '((rc == 0)) && has "\"actor\": \"smoke\"" && has "\"action\": \"rejected\""'
 
 # --- health ----------------------------------------------------------
 gmax "$addr" grpc.health.v1.Health/Check

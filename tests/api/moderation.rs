@@ -347,6 +347,17 @@ async fn a_closed_article_refuses_submissions_until_reopened() {
         .unwrap();
     assert!(settings.comments_closed);
     update_article(&mut alice, "news/1", pb::ArticleSettings::default()).await;
+    let audit = alice
+        .list_audit_events(pb::ListAuditEventsRequest {
+            article_id: "news/1".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .audit_events;
+    let updates = audit.iter().filter(|e| e.action == "article_updated" && e.actor == "alice");
+    assert_eq!(updates.count(), 2);
     submit_approved(&mut app.client, "news/1", "Open again").await;
     // Other articles were never affected, and an unknown article has defaults.
     let settings = alice
@@ -517,6 +528,26 @@ async fn term_lists_take_effect_on_the_next_submission() {
         .verdict
         .unwrap();
     assert_eq!(pills.decision(), pb::Decision::Approved);
+    let audit = alice
+        .list_audit_events(pb::ListAuditEventsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .audit_events;
+    let term_changes: Vec<_> = audit
+        .iter()
+        .filter(|e| e.action.starts_with("terms_"))
+        .map(|e| (e.action.as_str(), e.note.as_str(), e.actor.as_str()))
+        .collect();
+    assert_eq!(
+        term_changes,
+        [
+            ("terms_added", "twatt", "alice"),
+            ("terms_added", "miracle pills", "alice"),
+            ("terms_added", "crypto", "alice"),
+            ("terms_removed", "absent, miracle pills", "alice"),
+        ]
+    );
     let status = alice
         .add_terms(pb::AddTermsRequest {
             terms: vec!["  ".to_owned()],
