@@ -356,7 +356,9 @@ async fn a_closed_article_refuses_submissions_until_reopened() {
         .unwrap()
         .into_inner()
         .audit_events;
-    let updates = audit.iter().filter(|e| e.action == "article_updated" && e.actor == "alice");
+    let updates = audit
+        .iter()
+        .filter(|e| e.action == "article_updated" && e.actor == "alice");
     assert_eq!(updates.count(), 2);
     submit_approved(&mut app.client, "news/1", "Open again").await;
     // Other articles were never affected, and an unknown article has defaults.
