@@ -22,7 +22,7 @@ use crate::{
     comments::Comments,
     config::Config,
     hub::Hub,
-    moderation::{Pipeline, TermList, rate_limit::RateLimiter},
+    moderation::{Models, Pipeline, TermList, rate_limit::RateLimiter},
     moderators::Moderators,
     store::Store,
 };
@@ -91,7 +91,12 @@ impl Application {
         let comments = Arc::new(Comments::new(
             store.clone(),
             hub,
-            Pipeline::new(config.profanity, config.spam, terms.clone()),
+            Pipeline::new(
+                config.profanity,
+                config.spam,
+                terms.clone(),
+                Models::embedded().map_err(anyhow::Error::msg)?,
+            ),
             RateLimiter::new(config.rate),
             config.duplicate_window,
             config.max_text_chars,

@@ -25,6 +25,72 @@ pub struct Cli {
 pub enum Command {
     /// Run the gRPC server (the default).
     Serve(ServeArgs),
+    /// Train a classifier from labeled CSV files and write the model file.
+    Train(TrainArgs),
+    /// Measure the filters on labeled CSV files, as CheckComment judges them.
+    Eval(EvalArgs),
+}
+
+/// Which classifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModelChoice {
+    /// Spam; data: YouTube Spam Collection CSVs (CONTENT, CLASS columns).
+    Spam,
+    /// Offensive language; data: Davidson et al. 2017 CSV (class, tweet).
+    Offensive,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TrainArgs {
+    /// The classifier to train.
+    #[arg(long, value_enum)]
+    pub kind: ModelChoice,
+    /// Labeled CSV files.
+    #[arg(long, num_args = 1.., required = true)]
+    pub data: Vec<PathBuf>,
+    /// Where to write the model (e.g. src/moderation/models/spam.bin).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EvalArgs {
+    /// YouTube Spam Collection CSV files (spam filter).
+    #[arg(long, num_args = 1..)]
+    pub spam: Vec<PathBuf>,
+    /// Davidson et al. CSV files (profanity filter).
+    #[arg(long, num_args = 1..)]
+    pub offensive: Vec<PathBuf>,
+    /// Cross-validate: screen each fold with a model trained on the other
+    /// folds only (spam: leave one file out; offensive: k-fold), instead of
+    /// the embedded models.
+    #[arg(long)]
+    pub cross_validate: bool,
+    /// Folds for k-fold cross-validation.
+    #[arg(long, default_value_t = 5)]
+    pub folds: usize,
+    /// Exit 1 when a figure is below its floor: NAME=PERCENT, where NAME is
+    /// spam.accuracy, spam.precision, spam.recall, spam.negative_accuracy or
+    /// the same after offensive. (repeatable).
+    #[arg(long = "floor", value_parser = parse_floor)]
+    pub floors: Vec<(String, f64)>,
+}
+
+fn parse_floor(raw: &str) -> Result<(String, f64), String> {
+    let (name, value) = raw
+        .split_once('=')
+        .ok_or_else(|| "expected NAME=PERCENT".to_owned())?;
+    let known = ["accuracy", "precision", "recall", "negative_accuracy"];
+    let valid = name.split_once('.').is_some_and(|(kind, figure)| {
+        matches!(kind, "spam" | "offensive") && known.contains(&figure)
+    });
+    if !valid {
+        return Err(format!("unknown figure {name:?}"));
+    }
+    let value: f64 = value
+        .parse()
+        .map_err(|_| format!("not a number: {value:?}"))?;
+    Ok((name.to_owned(), value))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -94,6 +160,11 @@ pub struct ServeArgs {
     #[arg(long, env = "COMMENTD_MAX_LINKS", default_value_t = defaults::MAX_LINKS)]
     pub max_links: usize,
 
+    /// Hold comments written mostly in capitals or looking like gibberish
+    /// (by default these are informational reasons only).
+    #[arg(long, env = "COMMENTD_HOLD_SHOUTING")]
+    pub hold_shouting: bool,
+
     /// Lowest profanity severity that holds a comment for review.
     #[arg(
         long,
@@ -111,6 +182,25 @@ pub struct ServeArgs {
         default_value = "severe"
     )]
     pub profanity_reject_at: Threshold,
+
+    /// Offensive-language model score (0–1) from which an offensive text is
+    /// rejected rather than held.
+    #[arg(
+        long,
+        env = "COMMENTD_PROFANITY_REJECT_CONFIDENCE",
+        default_value_t = 0.99
+    )]
+    pub profanity_reject_confidence: f32,
+
+    /// Hold profanity of at least this severity even when the language model
+    /// rates the text harmless (`never`: trust the model).
+    #[arg(
+        long,
+        env = "COMMENTD_PROFANITY_ALWAYS_HOLD_AT",
+        value_enum,
+        default_value = "never"
+    )]
+    pub profanity_always_hold_at: Threshold,
 
     /// Hours an idempotency key is remembered.
     #[arg(long, env = "COMMENTD_IDEMPOTENCY_TTL_HOURS", default_value_t = defaults::IDEMPOTENCY_TTL_HOURS)]
@@ -177,10 +267,13 @@ impl ServeArgs {
             duplicate_window: Duration::from_secs(self.duplicate_window_secs),
             spam: SpamPolicy {
                 max_links: self.max_links,
+                hold_style: self.hold_shouting,
             },
             profanity: ProfanityPolicy {
                 hold_at: self.profanity_hold_at.severity(),
                 reject_at: self.profanity_reject_at.severity(),
+                reject_confidence: self.profanity_reject_confidence,
+                always_hold_at: self.profanity_always_hold_at.severity(),
             },
             idempotency_ttl: Duration::from_secs(self.idempotency_ttl_hours * 3600),
             stream_buffer: self.stream_buffer,

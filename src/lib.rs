@@ -30,16 +30,19 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod cli;
 pub mod comments;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod evaluation;
 pub mod hub;
 pub mod moderation;
 pub mod moderators;
 pub mod paging;
 pub mod store;
 pub mod telemetry;
+pub mod training;
 
 pub use app::Application;
 pub use config::Config;

@@ -1,21 +1,31 @@
 //! The `commentd` binary: parse flags, start logging, serve until a signal.
 
+use std::process::ExitCode;
+
 use clap::Parser;
 use commentd::{
     Application,
     app::shutdown_signal,
+    cli,
     config::{Cli, Command},
     telemetry,
 };
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve(cli.serve)) {
         Command::Serve(args) => {
             telemetry::init(args.log_format);
             let application = Application::build(args.config()).await?;
-            application.run_until_stopped(shutdown_signal()).await
+            application.run_until_stopped(shutdown_signal()).await?;
+        }
+        Command::Train(args) => cli::train(&args)?,
+        Command::Eval(args) => {
+            if !cli::eval(&args)? {
+                return Ok(ExitCode::FAILURE);
+            }
         }
     }
+    Ok(ExitCode::SUCCESS)
 }

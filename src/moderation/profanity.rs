@@ -1,20 +1,39 @@
-//! Profanity: rustrict's categories and severities mapped to decisions.
+//! Profanity: rustrict's findings, confirmed by a learned model.
 //!
-//! rustrict already undoes the usual evasions (l33t speak, spacing,
-//! repeated letters, homoglyphs from other scripts) before it matches, so
-//! this filter only turns its analysis into findings: one per category found,
-//! at the highest severity found, with a decision from the policy.
+//! rustrict undoes the usual evasions (l33t speak, spacing, repeated
+//! letters, homoglyphs from other scripts) and finds bad words with a
+//! category and severity, but on its own it flags a third of clean texts
+//! (slang, quotes, names). The offensive-language model reads rustrict's
+//! findings together with the words around them and decides whether the text
+//! as a whole is offensive:
+//!
+//! - model says offensive: REJECTED when rustrict's severity reaches
+//!   `reject_at` or the model is confident (`reject_confidence`), else HELD;
+//!   if rustrict found nothing the model's own finding HELDs the text;
+//! - model says clean: rustrict's findings stay as informational reasons
+//!   (APPROVED, with the censored text), unless a stricter site sets
+//!   `always_hold_at`.
+//!
+//! Without a model, severities map straight to decisions (`hold_at`,
+//! `reject_at`). Every finding names its category and severity.
+
+use std::sync::Arc;
 
 use rustrict::Type;
 
-use super::{ContentFilter, ScreenInput};
+use super::{ContentFilter, ScreenInput, classifier::Model};
 use crate::domain::{Decision, Filter, Reason, Severity};
 
 /// Which severity holds and which rejects. `None` disables that step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ProfanityPolicy {
     pub hold_at: Option<Severity>,
     pub reject_at: Option<Severity>,
+    /// Model score from which an offensive text is rejected rather than held.
+    pub reject_confidence: f32,
+    /// Hold findings of at least this severity even when the model rates
+    /// the text harmless (a stricter site). `None`: trust the model.
+    pub always_hold_at: Option<Severity>,
 }
 
 impl Default for ProfanityPolicy {
@@ -24,6 +43,8 @@ impl Default for ProfanityPolicy {
         Self {
             hold_at: Some(Severity::Moderate),
             reject_at: Some(Severity::Severe),
+            reject_confidence: 0.99,
+            always_hold_at: None,
         }
     }
 }
@@ -64,19 +85,63 @@ fn severity_of(analysis: Type, category: Type) -> Option<Severity> {
 
 pub struct ProfanityFilter {
     policy: ProfanityPolicy,
+    model: Option<Arc<Model>>,
+}
+
+/// What the model said about a text.
+#[derive(Debug, Clone, Copy)]
+struct ModelView {
+    offensive: bool,
+    score: f32,
 }
 
 impl ProfanityFilter {
-    pub fn new(policy: ProfanityPolicy) -> Self {
-        Self { policy }
+    pub fn new(policy: ProfanityPolicy, model: Option<Arc<Model>>) -> Self {
+        Self { policy, model }
     }
 
-    fn findings(&self, analysis: Type, field: &str, findings: &mut Vec<Reason>) {
+    /// The decision for one rustrict finding, given the model's view.
+    fn decide(&self, severity: Severity, model: Option<ModelView>) -> Decision {
+        let at_reject = self.policy.reject_at.is_some_and(|at| severity >= at);
+        match model {
+            None => self.policy.decide(severity),
+            Some(view) if view.offensive => {
+                let confident = view.score >= self.policy.reject_confidence
+                    && self.policy.reject_at.is_some()
+                    && severity >= Severity::Moderate;
+                if at_reject || confident {
+                    Decision::Rejected
+                } else if self.policy.hold_at.is_some() {
+                    Decision::Held
+                } else {
+                    Decision::Approved
+                }
+            }
+            // The model read the words in context and found them harmless
+            // (a quote, slang among friends, a name): keep the finding as
+            // information only. Cross-validation showed that overruling the
+            // model here costs far more clean comments than it catches.
+            Some(_) if self.policy.always_hold_at.is_some_and(|at| severity >= at) => {
+                Decision::Held
+            }
+            Some(_) => Decision::Approved,
+        }
+    }
+
+    fn findings(
+        &self,
+        analysis: Type,
+        field: &str,
+        model: Option<ModelView>,
+        findings: &mut Vec<Reason>,
+    ) -> bool {
+        let mut found = false;
         for (category, name) in CATEGORIES {
             let Some(severity) = severity_of(analysis, category) else {
                 continue;
             };
-            let mut decision = self.policy.decide(severity);
+            found = true;
+            let mut decision = self.decide(severity, model);
             if category == Type::EVASIVE {
                 // Evasion alone is suspicious, not proof: a human decides.
                 decision = decision.min(Decision::Held);
@@ -95,6 +160,21 @@ impl ProfanityFilter {
                     ),
                 )
             };
+            let message = match model {
+                Some(view) if view.offensive => {
+                    format!(
+                        "{message} The language model rates the text offensive ({:.2}).",
+                        view.score
+                    )
+                }
+                Some(view) => {
+                    format!(
+                        "{message} The language model rates the text not offensive ({:.2}).",
+                        view.score
+                    )
+                }
+                None => message,
+            };
             findings.push(Reason {
                 filter: Filter::Profanity,
                 code,
@@ -104,13 +184,45 @@ impl ProfanityFilter {
                 decision,
             });
         }
+        found
     }
 }
 
 impl ContentFilter for ProfanityFilter {
     fn inspect(&self, input: &ScreenInput<'_>, findings: &mut Vec<Reason>) {
-        self.findings(input.text_type, "text", findings);
-        self.findings(input.author_type, "author_name", findings);
+        let view = self.model.as_ref().map(|model| {
+            let score = model.score_with(input.text, Some(input.text_type));
+            ModelView {
+                offensive: score >= model.threshold,
+                score,
+            }
+        });
+        let found = self.findings(input.text_type, "text", view, findings);
+        if !found
+            && let (Some(view), Some(model)) = (view, &self.model)
+            && view.offensive
+            && self.policy.hold_at.is_some()
+        {
+            let words = model.top_words(input.text, 3);
+            findings.push(Reason {
+                filter: Filter::Profanity,
+                code: "profanity.model".to_owned(),
+                message: format!(
+                    "The language model rates the text offensive ({:.2}); strongest words: {}.",
+                    view.score,
+                    if words.is_empty() {
+                        "none in particular".to_owned()
+                    } else {
+                        words.join(", ")
+                    }
+                ),
+                category: Some("offensive".to_owned()),
+                severity: None,
+                decision: Decision::Held,
+            });
+        }
+        // Author names are too short for the model: severities decide.
+        self.findings(input.author_type, "author_name", None, findings);
     }
 }
 
@@ -123,7 +235,13 @@ mod tests {
     };
 
     fn screen_with(policy: ProfanityPolicy, author: &str, text: &str) -> Verdict {
-        Pipeline::new(policy, SpamPolicy::default(), Default::default()).screen(
+        Pipeline::new(
+            policy,
+            SpamPolicy::default(),
+            Default::default(),
+            crate::moderation::Models::embedded().unwrap(),
+        )
+        .screen(
             Some(&AuthorName::parse(author).unwrap()),
             &CommentText::parse(text, 5000).unwrap(),
         )
@@ -187,8 +305,9 @@ mod tests {
 
     #[test]
     fn mild_language_is_approved_with_a_censored_text() {
-        let verdict = screen("damn, that is a good point");
+        let verdict = screen("this is crap reporting");
         assert_eq!(verdict.decision, Decision::Approved);
+        assert!(verdict.censored_text.is_some());
         let mild = profanity(&verdict);
         assert!(
             mild.iter().all(|r| r.severity == Some(Severity::Mild)),
@@ -223,6 +342,7 @@ mod tests {
         let lenient = ProfanityPolicy {
             hold_at: None,
             reject_at: None,
+            ..ProfanityPolicy::default()
         };
         assert_eq!(
             screen_with(lenient, "Reader", "fuck you, go kill yourself").decision,
@@ -231,9 +351,11 @@ mod tests {
         let strict = ProfanityPolicy {
             hold_at: Some(Severity::Mild),
             reject_at: Some(Severity::Moderate),
+            always_hold_at: Some(Severity::Mild),
+            ..ProfanityPolicy::default()
         };
         assert_ne!(
-            screen_with(strict, "Reader", "damn, that is a good point").decision,
+            screen_with(strict, "Reader", "this is crap reporting").decision,
             Decision::Approved
         );
     }

@@ -118,8 +118,24 @@ async fn too_many_links_are_held_as_spam() {
 }
 
 #[tokio::test]
-async fn shouting_is_held_as_spam() {
+async fn shouting_is_an_informational_reason_unless_configured_to_hold() {
     let mut app = spawn_app().await;
+    let verdict = app
+        .client
+        .submit_comment(submission(
+            "news/1",
+            "THIS IS THE WORST ARTICLE I HAVE EVER READ",
+            "c1",
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .verdict
+        .unwrap();
+    assert_eq!(verdict.decision(), Decision::Approved);
+    assert!(verdict.reasons.iter().any(|r| r.code == "spam.shouting"));
+
+    let mut app = spawn_app_with(|config| config.spam.hold_style = true).await;
     let verdict = app
         .client
         .submit_comment(submission(
@@ -141,11 +157,7 @@ async fn mild_language_is_approved_with_a_censored_text() {
     let mut app = spawn_app().await;
     let verdict = app
         .client
-        .submit_comment(submission(
-            "news/1",
-            "what the hell, good point though",
-            "c1",
-        ))
+        .submit_comment(submission("news/1", "this is crap reporting", "c1"))
         .await
         .unwrap()
         .into_inner()

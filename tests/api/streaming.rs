@@ -47,7 +47,7 @@ async fn assert_quiet(stream: &mut Streaming<pb::SubscribeCommentsResponse>) {
 #[tokio::test]
 async fn a_subscriber_receives_new_comments_of_its_article_only() {
     let mut app = spawn_app().await;
-    submit_approved(&mut app.client, "news/1", "Before subscribing").await;
+    submit_approved(&mut app.client, "news/1", "An earlier remark").await;
     let mut stream = subscribe(&mut app.client.clone(), "news/1", "").await;
     submit_approved(&mut app.client, "news/2", "Other article").await;
     let held = app

@@ -1,0 +1,619 @@
+//! Learned comment classifiers (spam, offensive language): a linear model
+//! over hashed features, small enough to embed in the binary.
+//!
+//! Features: word unigrams and bigrams, character 3–5-grams, shape signals
+//! (links and their domains, length, capitals, digits, mentions, video
+//! timestamps) and, for the offensive model, rustrict's category × severity
+//! findings. Weights are logistic-regression weights quantised to i8. The
+//! models are trained by `commentd train` (see `crate::training` and
+//! `docs/FILTERS.md`) and embedded with `include_bytes!`.
+//!
+//! Model file format (little endian), see MODEL_FORMAT.md:
+//!   0  [4]  magic b"CFM1"
+//!   4  u8   hash_bits (buckets = 1 << hash_bits, 10..=24)
+//!   5  u8   flags (bit0 = rustrict features)
+//!   6  u16  reserved (0)
+//!   8  f32  bias
+//!  12  f32  scale (weight = i8 * scale)
+//!  16  f32  threshold (on the probability returned by `score`)
+//!  20  u32  n = number of non-zero weights
+//!  24  n x { varint gap (LEB128, index delta from previous non-zero, first from 0), i8 weight }
+
+use rustrict::Type;
+
+pub const FLAG_RUSTRICT: u8 = 1;
+const MAGIC: &[u8; 4] = b"CFM1";
+
+/// The spam model shipped in the binary (trained on the YouTube Spam
+/// Collection; see docs/FILTERS.md).
+pub const SPAM_MODEL: &[u8] = include_bytes!("models/spam.bin");
+/// The offensive-language model shipped in the binary (trained on Davidson
+/// et al. 2017; see docs/FILTERS.md).
+pub const OFFENSIVE_MODEL: &[u8] = include_bytes!("models/offensive.bin");
+
+#[derive(Clone)]
+pub struct Model {
+    pub hash_bits: u8,
+    pub flags: u8,
+    pub bias: f32,
+    pub scale: f32,
+    pub threshold: f32,
+    pub weights: Vec<i8>,
+}
+
+impl Model {
+    pub fn from_bytes(b: &[u8]) -> Result<Model, String> {
+        if b.len() < 24 || &b[0..4] != MAGIC {
+            return Err("bad magic / too short".into());
+        }
+        let hash_bits = b[4];
+        if !(10..=24).contains(&hash_bits) {
+            return Err(format!("bad hash_bits {hash_bits}"));
+        }
+        let flags = b[5];
+        let f = |o: usize| f32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+        let (bias, scale, threshold) = (f(8), f(12), f(16));
+        let n = u32::from_le_bytes([b[20], b[21], b[22], b[23]]) as usize;
+        let size = 1usize << hash_bits;
+        let mut weights = vec![0i8; size];
+        let (mut p, mut idx) = (24usize, 0usize);
+        for k in 0..n {
+            let (mut gap, mut shift) = (0usize, 0u32);
+            loop {
+                let byte = *b.get(p).ok_or("truncated")?;
+                p += 1;
+                gap |= ((byte & 0x7f) as usize) << shift;
+                shift += 7;
+                if byte & 0x80 == 0 {
+                    break;
+                }
+                if shift > 28 {
+                    return Err("bad varint".into());
+                }
+            }
+            idx += gap;
+            if idx >= size || (k > 0 && gap == 0) {
+                return Err("bad index".into());
+            }
+            weights[idx] = *b.get(p).ok_or("truncated")? as i8;
+            p += 1;
+        }
+        if p != b.len() {
+            return Err("trailing bytes".into());
+        }
+        Ok(Model {
+            hash_bits,
+            flags,
+            bias,
+            scale,
+            threshold,
+            weights,
+        })
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&[self.hash_bits, self.flags, 0, 0]);
+        for v in [self.bias, self.scale, self.threshold] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        let nz = self.weights.iter().filter(|&&w| w != 0).count() as u32;
+        out.extend_from_slice(&nz.to_le_bytes());
+        let mut prev = 0usize;
+        for (i, &w) in self.weights.iter().enumerate() {
+            if w == 0 {
+                continue;
+            }
+            let mut gap = i - prev;
+            prev = i;
+            loop {
+                let byte = (gap & 0x7f) as u8;
+                gap >>= 7;
+                if gap == 0 {
+                    out.push(byte);
+                    break;
+                }
+                out.push(byte | 0x80);
+            }
+            out.push(w as u8);
+        }
+        out
+    }
+
+    /// Quantise float weights to i8 (symmetric, scale = max|w| / 127).
+    pub fn quantise(hash_bits: u8, flags: u8, bias: f32, threshold: f32, w: &[f32]) -> Model {
+        let maxw = w.iter().fold(0f32, |m, &x| m.max(x.abs())).max(1e-9);
+        let scale = maxw / 127.0;
+        let weights = w
+            .iter()
+            .map(|&x| (x / scale).round().clamp(-127.0, 127.0) as i8)
+            .collect();
+        Model {
+            hash_bits,
+            flags,
+            bias,
+            scale,
+            threshold,
+            weights,
+        }
+    }
+
+    /// Linear margin for already-extracted features.
+    pub fn margin_features(&self, feats: &[(u32, f32)]) -> f32 {
+        let mut s = 0f32;
+        for &(i, v) in feats {
+            s += self.weights[i as usize] as f32 * v;
+        }
+        self.bias + s * self.scale
+    }
+
+    /// Probability-like score in [0, 1]; compare with `self.threshold`.
+    pub fn score(&self, text: &str) -> f32 {
+        self.score_with(text, None)
+    }
+
+    /// `score`, reusing rustrict's analysis of the text when given.
+    pub fn score_with(&self, text: &str, rustrict: Option<Type>) -> f32 {
+        let mut feats = Vec::with_capacity(256 + 3 * text.len());
+        extract(text, self.flags, self.hash_bits, rustrict, &mut feats);
+        sigmoid(self.margin_features(&feats))
+    }
+
+    pub fn is_flagged(&self, text: &str) -> bool {
+        self.score(text) >= self.threshold
+    }
+
+    /// The words of `text` that pushed its score up most, strongest first
+    /// (at most `limit`), for a human-readable reason.
+    pub fn top_words(&self, text: &str, limit: usize) -> Vec<String> {
+        let mut seen = std::collections::HashSet::new();
+        let mut scored: Vec<(f32, String)> = text
+            .split(|c: char| !c.is_alphanumeric() && c != '\'')
+            .filter(|w| !w.is_empty())
+            .map(|w| w.replace('\'', "").to_lowercase())
+            .filter(|w| seen.insert(w.clone()))
+            .map(|w| {
+                let weight = f32::from(self.weights[word_index(&w, self.hash_bits) as usize]);
+                (weight, w)
+            })
+            .filter(|(weight, _)| *weight > 0.0)
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        scored.into_iter().take(limit).map(|(_, w)| w).collect()
+    }
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("hash_bits", &self.hash_bits)
+            .field("flags", &self.flags)
+            .field("threshold", &self.threshold)
+            .finish_non_exhaustive()
+    }
+}
+
+pub fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+// ---------------------------------------------------------------- hashing
+const FNV_OFF: u64 = 0xcbf29ce484222325;
+const FNV_PRIME: u64 = 0x100000001b3;
+
+#[inline]
+fn h_bytes(mut h: u64, s: &[u8]) -> u64 {
+    for &c in s {
+        h = (h ^ c as u64).wrapping_mul(FNV_PRIME);
+    }
+    h
+}
+
+#[inline]
+fn finish(h: u64, mask: u32) -> u32 {
+    let mut x = h;
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51afd7ed558ccd);
+    x ^= x >> 33;
+    (x as u32) & mask
+}
+
+#[inline]
+fn ns(tag: u8) -> u64 {
+    (FNV_OFF ^ tag as u64).wrapping_mul(FNV_PRIME)
+}
+
+// ---------------------------------------------------------------- normalisation
+
+/// Decode HTML entities, drop tags (keeping href targets), drop BOM/zero-width chars.
+fn clean_html(text: &str, out: &mut String) {
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'<' {
+            if let Some(end) = b[i..b.len().min(i + 400)].iter().position(|&x| x == b'>') {
+                let tag = &text[i + 1..i + end];
+                if let Some(h) = tag.find("href=") {
+                    let rest = tag[h + 5..].trim_start_matches(['"', '\'']);
+                    let url_end = rest.find(['"', '\'', ' ']).unwrap_or(rest.len());
+                    out.push(' ');
+                    out.push_str(&rest[..url_end]);
+                }
+                out.push(' ');
+                i += end + 1;
+                continue;
+            }
+        } else if c == b'&'
+            && let Some(end) = b[i..b.len().min(i + 10)].iter().position(|&x| x == b';')
+        {
+            let ent = &text[i + 1..i + end];
+            let ch = match ent {
+                "amp" => Some('&'),
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "quot" => Some('"'),
+                "apos" => Some('\''),
+                "nbsp" => Some(' '),
+                _ if ent.starts_with("#x") || ent.starts_with("#X") => {
+                    u32::from_str_radix(&ent[2..], 16)
+                        .ok()
+                        .and_then(char::from_u32)
+                }
+                _ if ent.starts_with('#') => ent[1..].parse::<u32>().ok().and_then(char::from_u32),
+                _ => None,
+            };
+            if let Some(ch) = ch {
+                out.push(ch);
+                i += end + 1;
+                continue;
+            }
+        }
+        // copy one UTF-8 char
+        let ch = text[i..].chars().next().unwrap();
+        if !matches!(ch, '\u{feff}' | '\u{200b}' | '\u{200c}' | '\u{200d}') {
+            out.push(ch);
+        }
+        i += ch.len_utf8();
+    }
+}
+
+fn is_url(tok: &str) -> bool {
+    let l = tok.as_bytes();
+    let starts = |p: &str| l.len() >= p.len() && l[..p.len()].eq_ignore_ascii_case(p.as_bytes());
+    if starts("http://") || starts("https://") || starts("www.") {
+        return true;
+    }
+    // bare domain such as "bit.ly/xyz" or "example.com"
+    let lower = tok.to_ascii_lowercase();
+    for tld in [
+        ".com", ".net", ".org", ".ly", ".co/", ".tk", ".info", ".me/", ".be/", ".gl/",
+    ] {
+        if let Some(p) = lower.find(tld)
+            && p > 0
+            && lower.as_bytes()[p - 1].is_ascii_alphanumeric()
+        {
+            return true;
+        }
+    }
+    false
+}
+
+fn url_domain(tok: &str) -> String {
+    let t = tok.to_ascii_lowercase();
+    let t = t
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
+    let t = t.trim_start_matches("www.");
+    let end = t.find(['/', '?', '#', ')', ']', '"']).unwrap_or(t.len());
+    t[..end].trim_end_matches(['.', ',', '!']).to_string()
+}
+
+/// "3:40", "1:02:33" (video time references), surrounding punctuation allowed.
+fn is_timestamp(tok: &str) -> bool {
+    let t = tok.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+    let mut parts = 0;
+    for (k, p) in t.split(':').enumerate() {
+        if p.is_empty()
+            || p.len() > 2
+            || !p.bytes().all(|c| c.is_ascii_digit())
+            || (k > 0 && p.len() != 2)
+        {
+            return false;
+        }
+        parts += 1;
+    }
+    (2..=3).contains(&parts)
+}
+
+fn parts_reg(dom: &str) -> String {
+    let parts: Vec<&str> = dom.rsplitn(3, '.').collect();
+    if parts.len() >= 2 {
+        format!("{}.{}", parts[1], parts[0])
+    } else {
+        dom.to_string()
+    }
+}
+
+fn bucket(x: usize, bounds: &[usize]) -> u8 {
+    bounds.iter().position(|&b| x < b).unwrap_or(bounds.len()) as u8
+}
+
+/// Feature extraction shared by training and inference.
+/// Appends (bucket index, value) pairs to `out` (duplicates allowed; they add up).
+///
+/// With `FLAG_RUSTRICT`, rustrict's analysis of the text is a feature: pass
+/// it as `rustrict` when the caller already has it (the pipeline does), or
+/// `None` to have it computed here the same way ([`super::screening_type`]).
+pub fn extract(
+    text: &str,
+    flags: u8,
+    hash_bits: u8,
+    rustrict: Option<Type>,
+    out: &mut Vec<(u32, f32)>,
+) {
+    // namespace scales (tuned by LOVO / 5-fold CV): words, char n-grams, shape+rustrict signals
+    let (kw, kc, ks) = (1.0f32, 1.5f32, 0.5f32);
+    let mask = ((1u64 << hash_bits) - 1) as u32;
+    let mut clean = String::with_capacity(text.len() + 8);
+    clean_html(text, &mut clean);
+
+    // words: lowercase alnum runs (apostrophes dropped), repeats >2 collapsed
+    let mut words = String::with_capacity(clean.len() + 2); // " w1 w2 ... "
+    let want_rr = flags & FLAG_RUSTRICT != 0;
+    let (mut n_url, mut n_ment, mut n_excl, mut n_q) = (0usize, 0usize, 0usize, 0usize);
+    let (mut letters, mut caps, mut digit_runs, mut nonascii) = (0usize, 0usize, 0usize, 0usize);
+    let mut n_ts = 0usize;
+    let s_ns = ns(b's');
+    let d_ns = ns(b'd');
+    let push = |out: &mut Vec<(u32, f32)>, h: u64, v: f32| out.push((finish(h, mask), v));
+    words.push(' ');
+    for tok in clean.split_whitespace() {
+        if is_url(tok) {
+            n_url += 1;
+            let dom = url_domain(tok);
+            push(out, h_bytes(d_ns, dom.as_bytes()), 1.0);
+            // registrable part: last two labels
+            let parts: Vec<&str> = dom.rsplitn(3, '.').collect();
+            if parts.len() >= 2 {
+                let reg = format!("{}.{}", parts[1], parts[0]);
+                push(out, h_bytes(ns(b'D'), reg.as_bytes()), 1.0);
+            }
+            // first path segment and query keys ("youtube.com/watch", "q:t")
+            let low = tok.to_ascii_lowercase();
+            let rest = low
+                .trim_start_matches("https://")
+                .trim_start_matches("http://");
+            let rest = rest.trim_start_matches("www.");
+            if let Some(p) = rest.find('/') {
+                let path = &rest[p + 1..];
+                let seg_end = path.find(['/', '?', '#', '&']).unwrap_or(path.len());
+                let seg = &path[..seg_end];
+                let seg = if seg.len() > 12 { "long" } else { seg };
+                let reg = parts_reg(&dom);
+                let h = h_bytes(h_bytes(ns(b'p'), reg.as_bytes()), seg.as_bytes());
+                push(out, h, 1.0);
+                for kv in path.split(['?', '&', '#']).skip(1) {
+                    let key = kv.split('=').next().unwrap_or("");
+                    if !key.is_empty() && key.len() < 10 {
+                        push(out, h_bytes(ns(b'q'), key.as_bytes()), 1.0);
+                    }
+                }
+            } else {
+                push(out, h_bytes(ns(b'p'), b"<root>"), 1.0);
+            }
+            words.push_str("xurlx ");
+            continue;
+        }
+        if tok.len() > 1 && tok.starts_with('@') {
+            n_ment += 1;
+            words.push_str("xatx ");
+            continue;
+        }
+        if is_timestamp(tok) {
+            n_ts += 1;
+        }
+        let mut prev_digit = false;
+        let mut in_word = false;
+        let (mut last, mut rep) = ('\0', 0u8);
+        let mut all_digits = true;
+        let mut wstart = words.len();
+        for ch in tok.chars() {
+            if ch == '!' {
+                n_excl += 1;
+            } else if ch == '?' {
+                n_q += 1;
+            }
+            if !ch.is_ascii() {
+                nonascii += 1;
+            }
+            let d = ch.is_ascii_digit();
+            if d && !prev_digit {
+                digit_runs += 1;
+            }
+            prev_digit = d;
+            if ch == '\'' || ch == '\u{2019}' {
+                continue;
+            }
+            if ch.is_alphanumeric() {
+                if ch.is_alphabetic() {
+                    letters += 1;
+                    if ch.is_uppercase() {
+                        caps += 1;
+                    }
+                }
+                if !in_word {
+                    in_word = true;
+                    wstart = words.len();
+                    all_digits = true;
+                    last = '\0';
+                    rep = 0;
+                }
+                for lc in ch.to_lowercase() {
+                    if lc == last {
+                        rep += 1;
+                        if rep >= 2 {
+                            continue;
+                        }
+                    } else {
+                        last = lc;
+                        rep = 0;
+                    }
+                    if !lc.is_ascii_digit() {
+                        all_digits = false;
+                    }
+                    words.push(lc);
+                }
+            } else if in_word {
+                in_word = false;
+                finish_word(&mut words, wstart, all_digits);
+            }
+        }
+        if in_word {
+            finish_word(&mut words, wstart, all_digits);
+        }
+    }
+
+    // ---- word unigrams + bigrams
+    let w_ns = ns(b'w');
+    let b_ns = ns(b'b');
+    let start = out.len();
+    let mut prev: Option<&str> = None;
+    for w in words.split_ascii_whitespace() {
+        out.push((finish(h_bytes(w_ns, w.as_bytes()), mask), 1.0));
+        let h = match prev {
+            Some(p) => h_bytes(h_bytes(b_ns, p.as_bytes()), w.as_bytes()),
+            None => h_bytes(h_bytes(b_ns, b"^"), w.as_bytes()),
+        };
+        out.push((finish(h, mask), 1.0));
+        prev = Some(w);
+    }
+    let n = (out.len() - start).max(1) as f32;
+    let v = kw / n.sqrt();
+    for f in &mut out[start..] {
+        f.1 = v;
+    }
+
+    // ---- char 3..5-grams over " w1 w2 ... " (bytes)
+    let c_ns = ns(b'c');
+    let start = out.len();
+    let wb = words.as_bytes();
+    let collapsed: &[u8] = if wb.len() > 1 { wb } else { b"  " };
+    for i in 0..collapsed.len() {
+        let mut h = c_ns;
+        for k in 0..5 {
+            if i + k >= collapsed.len() {
+                break;
+            }
+            h = (h ^ collapsed[i + k] as u64).wrapping_mul(FNV_PRIME);
+            if k >= 2 {
+                out.push((finish(h ^ k as u64, mask), 1.0));
+            }
+        }
+    }
+    let n = (out.len() - start).max(1) as f32;
+    let v = kc / n.sqrt();
+    for f in &mut out[start..] {
+        f.1 = v;
+    }
+
+    // ---- shape signals
+    let mut sig = |name: &[u8], b: u8| {
+        let h = (h_bytes(s_ns, name) ^ b as u64).wrapping_mul(FNV_PRIME);
+        out.push((finish(h, mask), ks));
+    };
+    sig(
+        b"len",
+        bucket(clean.trim().len(), &[16, 32, 64, 128, 256, 512]),
+    );
+    if letters >= 4 {
+        sig(b"caps", bucket(caps * 100 / letters, &[5, 15, 35, 70]));
+    }
+    sig(b"url", n_url.min(2) as u8);
+    sig(b"ment", n_ment.min(2) as u8);
+    sig(b"excl", bucket(n_excl, &[1, 2, 4]));
+    sig(b"q", n_q.min(2) as u8);
+    if n_ts > 0 {
+        sig(b"ts", 1);
+    }
+    sig(b"digr", bucket(digit_runs, &[1, 2, 4]));
+    if nonascii > 0 {
+        sig(b"nonascii", bucket(nonascii, &[2, 6]));
+    }
+
+    // ---- rustrict category x severity
+    if want_rr {
+        let typ = rustrict.unwrap_or_else(|| super::screening_type(text));
+        let r_ns = ns(b'r');
+        let cats = [
+            Type::PROFANE,
+            Type::OFFENSIVE,
+            Type::SEXUAL,
+            Type::MEAN,
+            Type::EVASIVE,
+        ];
+        let sevs = [Type::MILD, Type::MODERATE, Type::SEVERE];
+        let mut rsig = |a: u8, b: u8| {
+            let h = h_bytes(r_ns, &[a, b]);
+            out.push((finish(h, mask), 1.0));
+        };
+        let mut any = false;
+        for (ci, &c) in cats.iter().enumerate() {
+            for (si, &s) in sevs.iter().enumerate() {
+                if typ.is(c & s) {
+                    rsig(ci as u8, si as u8);
+                    any = true;
+                }
+            }
+        }
+        if typ.is(Type::INAPPROPRIATE) {
+            rsig(b'I', 0);
+        }
+        if !any {
+            rsig(b'N', 0);
+        }
+        if typ.is(Type::SAFE) {
+            rsig(b'S', 0);
+        }
+        if typ.is(Type::SPAM) {
+            rsig(b'P', 0);
+        }
+    }
+}
+
+/// Terminates the word started at `wstart`; plain numbers become a shape token.
+fn finish_word(words: &mut String, wstart: usize, all_digits: bool) {
+    if all_digits {
+        let len = words.len() - wstart;
+        words.truncate(wstart);
+        words.push_str(match len {
+            1 => "xd1x",
+            2 => "xd2x",
+            3 | 4 => "xd4x",
+            _ => "xd5x",
+        });
+    }
+    words.push(' ');
+}
+
+/// Debug helpers (feature inspection): bucket of a word unigram, a shape signal, a rustrict flag.
+pub fn word_index(word: &str, hash_bits: u8) -> u32 {
+    finish(
+        h_bytes(ns(b'w'), word.as_bytes()),
+        ((1u64 << hash_bits) - 1) as u32,
+    )
+}
+pub fn signal_index(name: &str, b: u8, hash_bits: u8) -> u32 {
+    let h = (h_bytes(ns(b's'), name.as_bytes()) ^ b as u64).wrapping_mul(FNV_PRIME);
+    finish(h, ((1u64 << hash_bits) - 1) as u32)
+}
+pub fn rustrict_index(a: u8, b: u8, hash_bits: u8) -> u32 {
+    finish(h_bytes(ns(b'r'), &[a, b]), ((1u64 << hash_bits) - 1) as u32)
+}
+pub fn domain_index(reg_domain: &str, hash_bits: u8) -> u32 {
+    finish(
+        h_bytes(ns(b'D'), reg_domain.as_bytes()),
+        ((1u64 << hash_bits) - 1) as u32,
+    )
+}
