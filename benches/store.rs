@@ -3,6 +3,8 @@
 //!
 //! `cargo bench --bench store -- [--concurrency N] [--seconds S]`
 
+mod common;
+
 use std::{
     sync::Arc,
     time::{Duration, Instant},
@@ -12,15 +14,7 @@ use commentd::{
     domain::{ArticleId, AuthorName, ClientId, CommentText, Decision, Submission, Verdict},
     store::Store,
 };
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use common::arg;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -4,22 +4,16 @@
 //!
 //! `cargo bench --bench submit -- [--concurrency N] [--seconds S]`
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use commentd::{
     Application, Config,
     api::pb::{self, comment_service_client::CommentServiceClient},
 };
+use common::arg;
 use tonic::transport::Channel;
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {

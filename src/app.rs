@@ -52,9 +52,10 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let hub = Arc::new(Hub::new(config.stream_buffer, 0));
         let publish_to = hub.clone();
-        let store = Store::open(
+        let store = Store::open_with_cache(
             &config.data_dir,
             config.idempotency_ttl,
+            config.cache_mb * 1024 * 1024,
             Box::new(move |events, durable_through| publish_to.publish(events, durable_through)),
         )
         .with_context(|| {

@@ -1,12 +1,16 @@
-//! The offline subcommands: `commentd train` and `commentd eval`. They print
-//! reports to standard output (the server itself only logs).
+//! The subcommands besides `serve`: `train`, `eval` and `healthcheck`. They
+//! print reports to standard output (the server itself only logs).
 
-use std::path::PathBuf;
+use std::{
+    net::{Ipv4Addr, Ipv6Addr, SocketAddr},
+    path::PathBuf,
+    time::Duration,
+};
 
 use anyhow::Context;
 
 use crate::{
-    config::{EvalArgs, ModelChoice, TrainArgs},
+    config::{EvalArgs, HealthcheckArgs, ModelChoice, TrainArgs},
     evaluation::{self, Metrics},
     moderation::Models,
     training::{self, LabeledComment, ModelKind},
@@ -128,4 +132,43 @@ fn check_floors(name: &str, metrics: &Metrics, floors: &[(String, f64)]) -> bool
         }
     }
     met
+}
+
+/// `commentd healthcheck`: true when the server answers SERVING in time.
+pub async fn healthcheck(args: &HealthcheckArgs) -> bool {
+    let mut addr = args.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let timeout = Duration::from_millis(args.timeout_ms);
+    let check = async {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+            .connect_timeout(timeout)
+            .connect()
+            .await?;
+        let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
+        let response = client
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: args.service.clone(),
+            })
+            .await?;
+        anyhow::Ok(response.into_inner().status())
+    };
+    match tokio::time::timeout(timeout, check).await {
+        Ok(Ok(status)) => {
+            println!("{addr}: {}", status.as_str_name());
+            status == tonic_health::pb::health_check_response::ServingStatus::Serving
+        }
+        Ok(Err(error)) => {
+            println!("{addr}: unhealthy: {error:#}");
+            false
+        }
+        Err(_) => {
+            println!("{addr}: no answer within {timeout:?}");
+            false
+        }
+    }
 }

@@ -29,6 +29,23 @@ pub enum Command {
     Train(TrainArgs),
     /// Measure the filters on labeled CSV files, as CheckComment judges them.
     Eval(EvalArgs),
+    /// Ask a running server's grpc.health.v1.Health/Check: exit 0 when
+    /// SERVING, 1 otherwise (for container health checks; needs no shell).
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HealthcheckArgs {
+    /// The server's address; an unspecified host (0.0.0.0, [::]) means
+    /// this machine.
+    #[arg(long, env = "COMMENTD_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+    /// The service to ask about ("" for the whole server).
+    #[arg(long, default_value = "")]
+    pub service: String,
+    /// Give up after this many milliseconds.
+    #[arg(long, default_value_t = 3000)]
+    pub timeout_ms: u64,
 }
 
 /// Which classifier.
@@ -130,6 +147,11 @@ pub struct ServeArgs {
     /// Folder of the sled database (created if missing).
     #[arg(long, env = "COMMENTD_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
+
+    /// Size of sled's page cache in MiB (the process's memory grows to about
+    /// this plus the models and connections).
+    #[arg(long, env = "COMMENTD_CACHE_MB", default_value_t = defaults::CACHE_MB)]
+    pub cache_mb: u64,
 
     /// Log format; filter with RUST_LOG (default: info).
     #[arg(long, env = "COMMENTD_LOG_FORMAT", value_enum, default_value = "text")]
@@ -238,6 +260,7 @@ pub struct ServeArgs {
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    pub cache_mb: u64,
     pub max_text_chars: usize,
     pub max_message_bytes: usize,
     pub rate: RatePolicy,
@@ -258,6 +281,7 @@ impl ServeArgs {
         Config {
             listen: self.listen,
             data_dir: self.data_dir.clone(),
+            cache_mb: self.cache_mb,
             max_text_chars: self.max_text_chars,
             max_message_bytes: self.max_message_bytes,
             rate: RatePolicy {
@@ -293,6 +317,7 @@ impl Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: data_dir.into(),
+            cache_mb: defaults::CACHE_MB,
             max_text_chars: CommentText::DEFAULT_MAX_CHARS,
             max_message_bytes: defaults::MAX_MESSAGE_BYTES,
             rate: RatePolicy::default(),
@@ -311,6 +336,7 @@ impl Config {
 
 /// Built-in defaults shared by the flags and [`Config::ephemeral`].
 mod defaults {
+    pub const CACHE_MB: u64 = 256;
     pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
     pub const RATE_LIMIT_BURST: u32 = 3;
     pub const RATE_LIMIT_INTERVAL_MS: u64 = 3000;

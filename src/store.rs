@@ -186,6 +186,9 @@ const AUDIT: u8 = b'u';
 const AUDIT_BY_ARTICLE: &[u8] = b"va";
 const AUDIT_BY_COMMENT: &[u8] = b"vc";
 
+/// sled's page cache when not configured: 256 MiB.
+pub const DEFAULT_CACHE_BYTES: u64 = 256 * 1024 * 1024;
+
 /// The durable store. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -352,7 +355,20 @@ impl Store {
     /// Opens (or creates) the store in `path` and starts its flusher task.
     /// Must be called inside a tokio runtime.
     pub fn open(path: &Path, idempotency_ttl: Duration, on_commit: CommitListener) -> Result<Self> {
-        let db = sled::Config::new().path(path).open()?;
+        Self::open_with_cache(path, idempotency_ttl, DEFAULT_CACHE_BYTES, on_commit)
+    }
+
+    /// `open`, with the size of sled's page cache in bytes.
+    pub fn open_with_cache(
+        path: &Path,
+        idempotency_ttl: Duration,
+        cache_bytes: u64,
+        on_commit: CommitListener,
+    ) -> Result<Self> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            .open()?;
         let tree = db.open_tree("comments.v1")?;
         let last_position = [LOCATION, AUDIT]
             .into_iter()

@@ -173,18 +173,14 @@ pub enum TrainingError {
 /// keep file order, and both the order and the grouping feed into training,
 /// so pass the paths in a stable order (e.g. sorted) for reproducible models.
 pub fn load_youtube_spam(paths: &[PathBuf]) -> Result<Vec<LabeledComment>, TrainingError> {
+    let spam = |class: &str| match class {
+        "1" => Some(true),
+        "0" => Some(false),
+        _ => None,
+    };
     let mut docs = Vec::new();
     for (group, path) in paths.iter().enumerate() {
-        let rows = read_labeled_csv(path, "CONTENT", "CLASS", |class| match class {
-            "1" => Some(true),
-            "0" => Some(false),
-            _ => None,
-        })?;
-        docs.extend(rows.into_iter().map(|(text, positive)| LabeledComment {
-            text,
-            positive,
-            group,
-        }));
+        read_labeled_csv(path, group, "CONTENT", "CLASS", spam, &mut docs)?;
     }
     Ok(docs)
 }
@@ -195,31 +191,29 @@ pub fn load_youtube_spam(paths: &[PathBuf]) -> Result<Vec<LabeledComment>, Train
 /// Columns are found by header name (`class`, `tweet`); class must be 0
 /// (hate speech), 1 (offensive language) or 2 (neither).
 pub fn load_davidson(paths: &[PathBuf]) -> Result<Vec<LabeledComment>, TrainingError> {
+    let offensive = |class: &str| match class {
+        "0" | "1" => Some(true),
+        "2" => Some(false),
+        _ => None,
+    };
     let mut docs = Vec::new();
     for path in paths {
-        let rows = read_labeled_csv(path, "tweet", "class", |class| match class {
-            "0" | "1" => Some(true),
-            "2" => Some(false),
-            _ => None,
-        })?;
-        docs.extend(rows.into_iter().map(|(text, positive)| LabeledComment {
-            text,
-            positive,
-            group: 0,
-        }));
+        read_labeled_csv(path, 0, "tweet", "class", offensive, &mut docs)?;
     }
     Ok(docs)
 }
 
-/// Reads `(text, label)` pairs from a CSV file with a header row, locating
-/// the two columns by (case-insensitive) name and decoding the trimmed label
-/// cell with `label`.
+/// Appends the comments of a CSV file with a header row to `docs`, in file
+/// order and all in `group`, locating the text and label columns by
+/// (case-insensitive) name and decoding the trimmed label cell with `label`.
 fn read_labeled_csv(
     path: &Path,
+    group: usize,
     text_column: &'static str,
     label_column: &'static str,
     label: impl Fn(&str) -> Option<bool>,
-) -> Result<Vec<(String, bool)>, TrainingError> {
+    docs: &mut Vec<LabeledComment>,
+) -> Result<(), TrainingError> {
     let csv_error = |source| TrainingError::Csv {
         path: path.to_owned(),
         source,
@@ -241,7 +235,6 @@ fn read_labeled_csv(
     };
     let (text_at, label_at) = (column(text_column)?, column(label_column)?);
 
-    let mut rows = Vec::new();
     for record in reader.records() {
         let record = record.map_err(csv_error)?;
         let line = record.position().map_or(0, csv::Position::line);
@@ -255,9 +248,13 @@ fn read_labeled_csv(
             value: class.to_owned(),
         })?;
         let text = record.get(text_at).unwrap_or_default().to_owned();
-        rows.push((text, positive));
+        docs.push(LabeledComment {
+            text,
+            positive,
+            group,
+        });
     }
-    Ok(rows)
+    Ok(())
 }
 
 /// Honest folds: Spam = leave-one-group-out when there are >= 2 groups (else
@@ -720,6 +717,13 @@ mod tests {
         path
     }
 
+    /// `(text, positive, group)` of each loaded comment.
+    fn summary(docs: &[LabeledComment]) -> Vec<(&str, bool, usize)> {
+        docs.iter()
+            .map(|d| (d.text.as_str(), d.positive, d.group))
+            .collect()
+    }
+
     #[test]
     fn loads_youtube_spam_csv() -> Result<(), TrainingError> {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -736,12 +740,8 @@ mod tests {
             "COMMENT_ID,AUTHOR,DATE,CONTENT,CLASS\r\nid3,Cy,2015-01-01,\"<a href=\"\"http://x\"\">2:19</a>, wow\",0\r\n",
         );
         let docs = load_youtube_spam(&[a.clone(), b])?;
-        let got: Vec<(&str, bool, usize)> = docs
-            .iter()
-            .map(|d| (d.text.as_str(), d.positive, d.group))
-            .collect();
         assert_eq!(
-            got,
+            summary(&docs),
             [
                 ("Hi, check out\nmy \"channel\"", true, 0),
                 ("nice song", false, 0),
@@ -787,12 +787,8 @@ mod tests {
              2,3,2,1,0,0,plain\n",
         );
         let docs = load_davidson(std::slice::from_ref(&path))?;
-        let got: Vec<(&str, bool, usize)> = docs
-            .iter()
-            .map(|d| (d.text.as_str(), d.positive, d.group))
-            .collect();
         assert_eq!(
-            got,
+            summary(&docs),
             [
                 ("hello, world", false, 0),
                 ("two\nlines, \"quoted\"", true, 0),

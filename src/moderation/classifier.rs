@@ -54,40 +54,13 @@ impl Model {
         let f = |o: usize| f32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
         let (bias, scale, threshold) = (f(8), f(12), f(16));
         let n = u32::from_le_bytes([b[20], b[21], b[22], b[23]]) as usize;
-        let size = 1usize << hash_bits;
-        let mut weights = vec![0i8; size];
-        let (mut p, mut idx) = (24usize, 0usize);
-        for k in 0..n {
-            let (mut gap, mut shift) = (0usize, 0u32);
-            loop {
-                let byte = *b.get(p).ok_or("truncated")?;
-                p += 1;
-                gap |= ((byte & 0x7f) as usize) << shift;
-                shift += 7;
-                if byte & 0x80 == 0 {
-                    break;
-                }
-                if shift > 28 {
-                    return Err("bad varint".into());
-                }
-            }
-            idx += gap;
-            if idx >= size || (k > 0 && gap == 0) {
-                return Err("bad index".into());
-            }
-            weights[idx] = *b.get(p).ok_or("truncated")? as i8;
-            p += 1;
-        }
-        if p != b.len() {
-            return Err("trailing bytes".into());
-        }
         Ok(Model {
             hash_bits,
             flags,
             bias,
             scale,
             threshold,
-            weights,
+            weights: decode_weights(&b[24..], n, 1usize << hash_bits)?,
         })
     }
 
@@ -184,6 +157,38 @@ impl Model {
     }
 }
 
+/// The sparse weight list of a model file (everything after the header):
+/// `n` entries of { varint gap, i8 weight }, into `size` dense weights.
+fn decode_weights(b: &[u8], n: usize, size: usize) -> Result<Vec<i8>, String> {
+    let mut weights = vec![0i8; size];
+    let (mut p, mut idx) = (0usize, 0usize);
+    for k in 0..n {
+        let (mut gap, mut shift) = (0usize, 0u32);
+        loop {
+            let byte = *b.get(p).ok_or("truncated")?;
+            p += 1;
+            gap |= ((byte & 0x7f) as usize) << shift;
+            shift += 7;
+            if byte & 0x80 == 0 {
+                break;
+            }
+            if shift > 28 {
+                return Err("bad varint".into());
+            }
+        }
+        idx += gap;
+        if idx >= size || (k > 0 && gap == 0) {
+            return Err("bad index".into());
+        }
+        weights[idx] = *b.get(p).ok_or("truncated")? as i8;
+        p += 1;
+    }
+    if p != b.len() {
+        return Err("trailing bytes".into());
+    }
+    Ok(weights)
+}
+
 impl std::fmt::Debug for Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Model")
@@ -222,6 +227,18 @@ fn finish(h: u64, mask: u32) -> u32 {
 #[inline]
 fn ns(tag: u8) -> u64 {
     (FNV_OFF ^ tag as u64).wrapping_mul(FNV_PRIME)
+}
+
+/// Bucket mask of a model with `hash_bits` bits.
+#[inline]
+fn bucket_mask(hash_bits: u8) -> u32 {
+    ((1u64 << hash_bits) - 1) as u32
+}
+
+/// Hash state of shape signal `name` at level `b` (namespace `s`).
+#[inline]
+fn h_signal(name: &[u8], b: u8) -> u64 {
+    (h_bytes(ns(b's'), name) ^ b as u64).wrapping_mul(FNV_PRIME)
 }
 
 // ---------------------------------------------------------------- normalisation
@@ -300,12 +317,17 @@ fn is_url(tok: &str) -> bool {
     false
 }
 
+/// A lowercased link without its scheme and "www." prefix.
+fn strip_scheme(lower: &str) -> &str {
+    lower
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_start_matches("www.")
+}
+
 fn url_domain(tok: &str) -> String {
     let t = tok.to_ascii_lowercase();
-    let t = t
-        .trim_start_matches("https://")
-        .trim_start_matches("http://");
-    let t = t.trim_start_matches("www.");
+    let t = strip_scheme(&t);
     let end = t.find(['/', '?', '#', ')', ']', '"']).unwrap_or(t.len());
     t[..end].trim_end_matches(['.', ',', '!']).to_string()
 }
@@ -327,12 +349,18 @@ fn is_timestamp(tok: &str) -> bool {
     (2..=3).contains(&parts)
 }
 
-fn parts_reg(dom: &str) -> String {
+/// The registrable part of a domain (its last two labels), if it has two.
+fn registrable(dom: &str) -> Option<String> {
     let parts: Vec<&str> = dom.rsplitn(3, '.').collect();
-    if parts.len() >= 2 {
-        format!("{}.{}", parts[1], parts[0])
-    } else {
-        dom.to_string()
+    (parts.len() >= 2).then(|| format!("{}.{}", parts[1], parts[0]))
+}
+
+/// Gives every feature of one namespace the value `scale / sqrt(count)`.
+fn normalise(feats: &mut [(u32, f32)], scale: f32) {
+    let n = feats.len().max(1) as f32;
+    let v = scale / n.sqrt();
+    for f in feats {
+        f.1 = v;
     }
 }
 
@@ -355,7 +383,7 @@ pub fn extract(
 ) {
     // namespace scales (tuned by LOVO / 5-fold CV): words, char n-grams, shape+rustrict signals
     let (kw, kc, ks) = (1.0f32, 1.5f32, 0.5f32);
-    let mask = ((1u64 << hash_bits) - 1) as u32;
+    let mask = bucket_mask(hash_bits);
     let mut clean = String::with_capacity(text.len() + 8);
     clean_html(text, &mut clean);
 
@@ -365,7 +393,6 @@ pub fn extract(
     let (mut n_url, mut n_ment, mut n_excl, mut n_q) = (0usize, 0usize, 0usize, 0usize);
     let (mut letters, mut caps, mut digit_runs, mut nonascii) = (0usize, 0usize, 0usize, 0usize);
     let mut n_ts = 0usize;
-    let s_ns = ns(b's');
     let d_ns = ns(b'd');
     let push = |out: &mut Vec<(u32, f32)>, h: u64, v: f32| out.push((finish(h, mask), v));
     words.push(' ');
@@ -375,23 +402,19 @@ pub fn extract(
             let dom = url_domain(tok);
             push(out, h_bytes(d_ns, dom.as_bytes()), 1.0);
             // registrable part: last two labels
-            let parts: Vec<&str> = dom.rsplitn(3, '.').collect();
-            if parts.len() >= 2 {
-                let reg = format!("{}.{}", parts[1], parts[0]);
+            let reg = registrable(&dom);
+            if let Some(reg) = &reg {
                 push(out, h_bytes(ns(b'D'), reg.as_bytes()), 1.0);
             }
             // first path segment and query keys ("youtube.com/watch", "q:t")
             let low = tok.to_ascii_lowercase();
-            let rest = low
-                .trim_start_matches("https://")
-                .trim_start_matches("http://");
-            let rest = rest.trim_start_matches("www.");
+            let rest = strip_scheme(&low);
             if let Some(p) = rest.find('/') {
                 let path = &rest[p + 1..];
                 let seg_end = path.find(['/', '?', '#', '&']).unwrap_or(path.len());
                 let seg = &path[..seg_end];
                 let seg = if seg.len() > 12 { "long" } else { seg };
-                let reg = parts_reg(&dom);
+                let reg = reg.as_deref().unwrap_or(&dom);
                 let h = h_bytes(h_bytes(ns(b'p'), reg.as_bytes()), seg.as_bytes());
                 push(out, h, 1.0);
                 for kv in path.split(['?', '&', '#']).skip(1) {
@@ -452,7 +475,9 @@ pub fn extract(
                 }
                 for lc in ch.to_lowercase() {
                     if lc == last {
-                        rep += 1;
+                        // Wrapping, as release builds always did: a run of
+                        // 258+ equal letters keeps one more every 256.
+                        rep = rep.wrapping_add(1);
                         if rep >= 2 {
                             continue;
                         }
@@ -489,11 +514,7 @@ pub fn extract(
         out.push((finish(h, mask), 1.0));
         prev = Some(w);
     }
-    let n = (out.len() - start).max(1) as f32;
-    let v = kw / n.sqrt();
-    for f in &mut out[start..] {
-        f.1 = v;
-    }
+    normalise(&mut out[start..], kw);
 
     // ---- char 3..5-grams over " w1 w2 ... " (bytes)
     let c_ns = ns(b'c');
@@ -512,17 +533,10 @@ pub fn extract(
             }
         }
     }
-    let n = (out.len() - start).max(1) as f32;
-    let v = kc / n.sqrt();
-    for f in &mut out[start..] {
-        f.1 = v;
-    }
+    normalise(&mut out[start..], kc);
 
     // ---- shape signals
-    let mut sig = |name: &[u8], b: u8| {
-        let h = (h_bytes(s_ns, name) ^ b as u64).wrapping_mul(FNV_PRIME);
-        out.push((finish(h, mask), ks));
-    };
+    let mut sig = |name: &[u8], b: u8| out.push((finish(h_signal(name, b), mask), ks));
     sig(
         b"len",
         bucket(clean.trim().len(), &[16, 32, 64, 128, 256, 512]),
@@ -599,21 +613,174 @@ fn finish_word(words: &mut String, wstart: usize, all_digits: bool) {
 
 /// Debug helpers (feature inspection): bucket of a word unigram, a shape signal, a rustrict flag.
 pub fn word_index(word: &str, hash_bits: u8) -> u32 {
-    finish(
-        h_bytes(ns(b'w'), word.as_bytes()),
-        ((1u64 << hash_bits) - 1) as u32,
-    )
+    finish(h_bytes(ns(b'w'), word.as_bytes()), bucket_mask(hash_bits))
 }
 pub fn signal_index(name: &str, b: u8, hash_bits: u8) -> u32 {
-    let h = (h_bytes(ns(b's'), name.as_bytes()) ^ b as u64).wrapping_mul(FNV_PRIME);
-    finish(h, ((1u64 << hash_bits) - 1) as u32)
+    finish(h_signal(name.as_bytes(), b), bucket_mask(hash_bits))
 }
 pub fn rustrict_index(a: u8, b: u8, hash_bits: u8) -> u32 {
-    finish(h_bytes(ns(b'r'), &[a, b]), ((1u64 << hash_bits) - 1) as u32)
+    finish(h_bytes(ns(b'r'), &[a, b]), bucket_mask(hash_bits))
 }
 pub fn domain_index(reg_domain: &str, hash_bits: u8) -> u32 {
     finish(
         h_bytes(ns(b'D'), reg_domain.as_bytes()),
-        ((1u64 << hash_bits) - 1) as u32,
+        bucket_mask(hash_bits),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The embedded models, by name.
+    fn embedded() -> [(&'static str, Model); 2] {
+        [("spam", SPAM_MODEL), ("offensive", OFFENSIVE_MODEL)].map(|(name, bytes)| {
+            let model = Model::from_bytes(bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+            (name, model)
+        })
+    }
+
+    #[test]
+    fn embedded_models_load_and_round_trip() {
+        let [(_, spam), (_, offensive)] = embedded();
+        assert_eq!(spam.flags, 0);
+        assert_eq!(offensive.flags, FLAG_RUSTRICT);
+        for (model, bytes) in [(&spam, SPAM_MODEL), (&offensive, OFFENSIVE_MODEL)] {
+            assert_eq!(model.weights.len(), 1 << model.hash_bits);
+            assert!(model.threshold > 0.0 && model.threshold < 1.0, "{model:?}");
+            assert_eq!(model.to_bytes(), bytes);
+        }
+    }
+
+    #[test]
+    fn truncated_or_garbage_bytes_are_errors() {
+        for bytes in [SPAM_MODEL, OFFENSIVE_MODEL] {
+            // Proper prefixes: too short, or cut inside a varint or weight.
+            let spread = (24..bytes.len()).step_by(bytes.len() / 64);
+            for len in (0..40).chain(spread).chain([bytes.len() - 1]) {
+                assert!(Model::from_bytes(&bytes[..len]).is_err(), "prefix {len}");
+            }
+            let mut trailing = bytes.to_vec();
+            trailing.push(0);
+            assert!(Model::from_bytes(&trailing).is_err());
+            let mut bad_magic = bytes.to_vec();
+            bad_magic[0] = b'X';
+            assert!(Model::from_bytes(&bad_magic).is_err());
+            for bits in [0, 9, 25, 255] {
+                let mut bad_bits = bytes.to_vec();
+                bad_bits[4] = bits;
+                assert!(Model::from_bytes(&bad_bits).is_err(), "hash_bits {bits}");
+            }
+            let mut too_many = bytes.to_vec();
+            too_many[20..24].copy_from_slice(&u32::MAX.to_le_bytes());
+            assert!(Model::from_bytes(&too_many).is_err());
+        }
+        let header = |n: u32, rest: &[u8]| {
+            let mut b = b"CFM1\x0a\x00\x00\x00".to_vec();
+            for v in [0f32, 1.0, 0.5] {
+                b.extend_from_slice(&v.to_le_bytes());
+            }
+            b.extend_from_slice(&n.to_le_bytes());
+            b.extend_from_slice(rest);
+            b
+        };
+        assert!(Model::from_bytes(&header(0, &[])).is_ok());
+        // A varint that never ends, an index past the buckets, a repeated index.
+        assert!(Model::from_bytes(&header(1, &[0xff; 16])).is_err());
+        assert!(Model::from_bytes(&header(1, &[0x80, 0x08, 1])).is_err());
+        assert!(Model::from_bytes(&header(2, &[3, 1, 0, 1])).is_err());
+        // Pseudo-random garbage, with and without a valid magic.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for len in [0, 1, 23, 24, 25, 100, 1000] {
+            let garbage: Vec<u8> = (0..len)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    state as u8
+                })
+                .collect();
+            assert!(Model::from_bytes(&garbage).is_err(), "{len} bytes");
+            let mut magic = b"CFM1\x12".to_vec();
+            magic.extend_from_slice(&garbage);
+            // Must not panic; garbage almost never forms a valid model.
+            let _ = Model::from_bytes(&magic);
+        }
+    }
+
+    #[test]
+    fn odd_inputs_score_finite_probabilities_without_panicking() {
+        let long_word = "a".repeat(50_000);
+        let long_link = format!("http://{}.com/{}", "x".repeat(3000), "y".repeat(3000));
+        let many_tags = "<a".repeat(10_000);
+        let many_closed = "<b>".repeat(5_000);
+        let many_entities = "&#".repeat(10_000);
+        let controls: String = (0u8..32).map(char::from).collect();
+        let inputs: Vec<&str> = vec![
+            "",
+            " ",
+            "\t\n\r",
+            "\u{feff}\u{200b}",
+            "<",
+            ">",
+            "&",
+            ";",
+            "<a href=",
+            "<a href=\"",
+            "<a href='http://x.com",
+            "<a href=http://x.com>link</a>",
+            "&#",
+            "&#;",
+            "&#99999999;",
+            "&#x;",
+            "&#xD800;",
+            "&#55296;",
+            "&#x110000;",
+            "&#-1;",
+            "&amp",
+            "&nbsp;&lt;&gt;&quot;&apos;&amp;",
+            "<unterminated tag with words",
+            "text <b>bold <i>unterminated",
+            "<<<<>>>>",
+            &many_tags,
+            &many_closed,
+            &many_entities,
+            "😀🔥💯 👍🏽 👨‍👩‍👧",
+            "مرحبا بالعالم، هذا تعليق",
+            "שלום עולם \u{202e}reversed\u{202c}",
+            "e\u{301}\u{302}\u{303}\u{304} Z\u{336}\u{337}\u{338}",
+            "\u{301}\u{301}\u{301}",
+            "nul\0inside\0",
+            "\0",
+            &controls,
+            "\u{7f}\u{80}\u{9f}",
+            &long_word,
+            &long_link,
+            "http://",
+            "https://www.",
+            "www.",
+            ".com",
+            "a.com/?&=#",
+            "@",
+            "@@@@",
+            "1:2:3:4",
+            ":::",
+            "9999999999999999999999",
+            "!!!???",
+            "ǅ İ ß ﬁ ΐ",
+            "\u{10ffff}\u{e000}",
+        ];
+        for (name, model) in embedded() {
+            for text in &inputs {
+                let score = model.score(text);
+                assert!(
+                    score.is_finite() && (0.0..=1.0).contains(&score),
+                    "{name}: {score} for {:?}",
+                    text.chars().take(40).collect::<String>()
+                );
+                let _ = model.is_flagged(text);
+                let _ = model.top_words(text, 3);
+            }
+        }
+    }
 }

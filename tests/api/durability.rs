@@ -2,11 +2,11 @@
 
 use std::{sync::Arc, time::Duration};
 
-use commentd::api::pb;
 use tokio::sync::Mutex;
 
 use crate::helpers::{
-    ServerProcess, connect, list_all, spawn_app, spawn_app_in, submission, submit_approved,
+    ServerProcess, connect, get_comment, list_all, spawn_app, spawn_app_in, submission,
+    submit_approved,
 };
 
 #[tokio::test]
@@ -21,15 +21,8 @@ async fn a_restart_on_the_same_folder_keeps_everything() {
 
     let mut app = spawn_app_in(&data_dir, |_| {}).await;
     assert_eq!(list_all(&mut app.client, "news/1").await, ids);
-    let fetched = app
-        .client
-        .get_comment(pb::GetCommentRequest {
-            comment_id: ids[7].id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(fetched.comment.as_ref(), Some(&ids[7]));
+    let fetched = get_comment(&mut app.client, &ids[7].id).await;
+    assert_eq!(fetched, ids[7]);
     // New ids continue after the old ones.
     let next = submit_approved(&mut app.client, "news/1", "after restart").await;
     assert!(next.id > ids.last().unwrap().id);
@@ -118,15 +111,7 @@ async fn every_acknowledged_comment_survives_kill_9() {
         lost.first()
     );
     for comment in acknowledged.iter().step_by(97) {
-        let fetched = client
-            .get_comment(pb::GetCommentRequest {
-                comment_id: comment.id.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .comment
-            .unwrap();
+        let fetched = get_comment(&mut client, &comment.id).await;
         assert_eq!(&fetched, comment);
     }
 }

@@ -21,6 +21,7 @@ use commentd::{
 use tempfile::TempDir;
 use tokio::{sync::oneshot, task::JoinHandle};
 use tonic::{
+    Status, Streaming,
     service::{Interceptor, interceptor::InterceptedService},
     transport::Channel,
 };
@@ -183,13 +184,119 @@ pub fn submission(article: &str, text: &str, client: &str) -> pb::SubmitCommentR
     }
 }
 
-/// Submits a clean comment and returns it (asserting approval).
-pub async fn submit_approved(client: &mut Client, article: &str, text: &str) -> pb::Comment {
-    let response = client
-        .submit_comment(submission(article, text, "tester"))
+/// SubmitComment, expecting the call to succeed (whatever the verdict).
+pub async fn submit(
+    client: &mut Client,
+    request: pb::SubmitCommentRequest,
+) -> pb::SubmitCommentResponse {
+    client
+        .submit_comment(request)
         .await
         .expect("submit succeeds")
-        .into_inner();
+        .into_inner()
+}
+
+/// SubmitComment, expecting the call to fail; its status.
+pub async fn submit_error(client: &mut Client, request: pb::SubmitCommentRequest) -> Status {
+    client
+        .submit_comment(request)
+        .await
+        .expect_err("submit fails")
+}
+
+/// Submits `submission(article, text, client_id)`; the whole response.
+pub async fn submit_response(
+    client: &mut Client,
+    article: &str,
+    text: &str,
+    client_id: &str,
+) -> pb::SubmitCommentResponse {
+    submit(client, submission(article, text, client_id)).await
+}
+
+/// Submits `submission(article, text, client_id)`; the verdict on it.
+pub async fn verdict_of(
+    client: &mut Client,
+    article: &str,
+    text: &str,
+    client_id: &str,
+) -> pb::Verdict {
+    submit_response(client, article, text, client_id)
+        .await
+        .verdict
+        .expect("a verdict")
+}
+
+/// The dry-run verdict of CheckComment.
+pub async fn check_verdict(client: &mut Client, text: &str, author_name: &str) -> pb::Verdict {
+    client
+        .check_comment(pb::CheckCommentRequest {
+            text: text.to_owned(),
+            author_name: author_name.to_owned(),
+        })
+        .await
+        .expect("check succeeds")
+        .into_inner()
+        .verdict
+        .expect("a verdict")
+}
+
+fn get_request(id: &str) -> pb::GetCommentRequest {
+    pb::GetCommentRequest {
+        comment_id: id.to_owned(),
+    }
+}
+
+/// GetComment, expecting the comment.
+pub async fn get_comment(client: &mut Client, id: &str) -> pb::Comment {
+    client
+        .get_comment(get_request(id))
+        .await
+        .expect("get succeeds")
+        .into_inner()
+        .comment
+        .expect("a comment")
+}
+
+/// GetComment, expecting the call to fail; its status.
+pub async fn get_comment_error(client: &mut Client, id: &str) -> Status {
+    client
+        .get_comment(get_request(id))
+        .await
+        .expect_err("get fails")
+}
+
+fn subscribe_request(article: &str, after: &str) -> pb::SubscribeCommentsRequest {
+    pb::SubscribeCommentsRequest {
+        article_id: article.to_owned(),
+        after_comment_id: after.to_owned(),
+    }
+}
+
+/// SubscribeComments for `article` after the cursor `after` ("" = live only).
+pub async fn subscribe(
+    client: &mut Client,
+    article: &str,
+    after: &str,
+) -> Streaming<pb::SubscribeCommentsResponse> {
+    client
+        .subscribe_comments(subscribe_request(article, after))
+        .await
+        .expect("subscribe succeeds")
+        .into_inner()
+}
+
+/// SubscribeComments, expecting the call to fail; its status.
+pub async fn subscribe_error(client: &mut Client, article: &str, after: &str) -> Status {
+    client
+        .subscribe_comments(subscribe_request(article, after))
+        .await
+        .expect_err("subscribe fails")
+}
+
+/// Submits a clean comment and returns it (asserting approval).
+pub async fn submit_approved(client: &mut Client, article: &str, text: &str) -> pb::Comment {
+    let response = submit_response(client, article, text, "tester").await;
     assert_eq!(
         response.verdict.as_ref().unwrap().decision(),
         pb::Decision::Approved,

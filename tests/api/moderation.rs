@@ -7,29 +7,16 @@ use commentd::api::pb::{self, subscribe_comments_response::Event};
 use tokio::time::timeout;
 use tonic::{Code, Streaming};
 
-use crate::helpers::{BOB_TOKEN, Moderation, list_all, spawn_app, submission, submit_approved};
+use crate::helpers::{
+    BOB_TOKEN, Moderation, TestApp, get_comment, get_comment_error, list_all, spawn_app,
+    spawn_app_in, submission, submit_approved, submit_error, submit_response, subscribe,
+    verdict_of,
+};
 
 const HELD_TEXT: &str = "this is shit";
 
-async fn submit(
-    app: &mut crate::helpers::TestApp,
-    article: &str,
-    text: &str,
-    client: &str,
-) -> pb::SubmitCommentResponse {
-    app.client
-        .submit_comment(submission(article, text, client))
-        .await
-        .unwrap()
-        .into_inner()
-}
-
-async fn submit_held(
-    app: &mut crate::helpers::TestApp,
-    article: &str,
-    client: &str,
-) -> pb::Comment {
-    let response = submit(app, article, HELD_TEXT, client).await;
+async fn submit_held(app: &mut TestApp, article: &str, client: &str) -> pb::Comment {
+    let response = submit_response(&mut app.client, article, HELD_TEXT, client).await;
     assert_eq!(response.verdict.unwrap().decision(), pb::Decision::Held);
     response.comment.unwrap()
 }
@@ -49,20 +36,13 @@ async fn moderate(
         .map(|r| r.into_inner().comment.unwrap())
 }
 
-async fn subscribe(
-    app: &crate::helpers::TestApp,
+/// A live stream of `article` after `after`, on a connection of its own.
+async fn watch(
+    app: &TestApp,
     article: &str,
     after: &str,
 ) -> Streaming<pb::SubscribeCommentsResponse> {
-    app.new_client()
-        .await
-        .subscribe_comments(pb::SubscribeCommentsRequest {
-            article_id: article.to_owned(),
-            after_comment_id: after.to_owned(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
+    subscribe(&mut app.new_client().await, article, after).await
 }
 
 async fn next_event(stream: &mut Streaming<pb::SubscribeCommentsResponse>) -> Event {
@@ -75,6 +55,65 @@ async fn next_event(stream: &mut Streaming<pb::SubscribeCommentsResponse>) -> Ev
         .unwrap()
 }
 
+/// The review queue (all articles, default page).
+async fn held_queue(moderation: &mut Moderation) -> pb::ListHeldCommentsResponse {
+    moderation
+        .list_held_comments(pb::ListHeldCommentsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+async fn article_settings(moderation: &mut Moderation, article: &str) -> pb::ArticleSettings {
+    moderation
+        .get_article(pb::GetArticleRequest {
+            article_id: article.to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .settings
+        .unwrap()
+}
+
+async fn add_terms(
+    moderation: &mut Moderation,
+    terms: &[&str],
+    effect: pb::TermEffect,
+) -> Result<tonic::Response<pb::AddTermsResponse>, tonic::Status> {
+    moderation
+        .add_terms(pb::AddTermsRequest {
+            terms: terms.iter().map(|t| t.to_string()).collect(),
+            effect: effect as i32,
+        })
+        .await
+}
+
+/// The first page of audit events matching the request that `configure`
+/// makes of the default one.
+async fn audit_events(
+    moderation: &mut Moderation,
+    configure: impl FnOnce(&mut pb::ListAuditEventsRequest),
+) -> Vec<pb::AuditEvent> {
+    let mut request = pb::ListAuditEventsRequest::default();
+    configure(&mut request);
+    moderation
+        .list_audit_events(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .audit_events
+}
+
+async fn unban(moderation: &mut Moderation, client_id: &str) -> Result<(), tonic::Status> {
+    moderation
+        .unban_client(pb::UnbanClientRequest {
+            client_id: client_id.to_owned(),
+        })
+        .await
+        .map(drop)
+}
+
 async fn update_article(moderation: &mut Moderation, article: &str, settings: pb::ArticleSettings) {
     moderation
         .update_article(pb::UpdateArticleRequest {
@@ -83,6 +122,19 @@ async fn update_article(moderation: &mut Moderation, article: &str, settings: pb
         })
         .await
         .unwrap();
+}
+
+/// A server on whose article "news/1" alice has set the settings that
+/// `configure` makes of the defaults; with alice's moderation client.
+async fn spawn_with_news_1(
+    configure: impl FnOnce(&mut pb::ArticleSettings),
+) -> (TestApp, Moderation) {
+    let app = spawn_app().await;
+    let mut alice = app.alice().await;
+    let mut settings = pb::ArticleSettings::default();
+    configure(&mut settings);
+    update_article(&mut alice, "news/1", settings).await;
+    (app, alice)
 }
 
 #[tokio::test]
@@ -118,11 +170,7 @@ async fn the_review_queue_shows_held_comments_oldest_first_with_their_reasons() 
     submit_approved(&mut app.client, "news/1", "Clean one").await;
     let mut alice = app.alice().await;
 
-    let all = alice
-        .list_held_comments(pb::ListHeldCommentsRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
+    let all = held_queue(&mut alice).await;
     let ids: Vec<_> = all
         .held_comments
         .iter()
@@ -168,7 +216,7 @@ async fn approving_a_held_comment_publishes_it_to_lists_and_live_subscribers() {
     let mut app = spawn_app().await;
     let before = submit_approved(&mut app.client, "news/1", "Earlier").await;
     let held = submit_held(&mut app, "news/1", "c1").await;
-    let mut live = subscribe(&app, "news/1", "").await;
+    let mut live = watch(&app, "news/1", "").await;
     let mut alice = app.alice().await;
 
     let approved = moderate(&mut alice, &held.id, pb::Action::Approve)
@@ -185,19 +233,10 @@ async fn approving_a_held_comment_publishes_it_to_lists_and_live_subscribers() {
     let listed = list_all(&mut app.client, "news/1").await;
     assert_eq!(listed, [before.clone(), approved.clone()]);
     // The held id leads to the published comment.
-    let fetched = app
-        .client
-        .get_comment(pb::GetCommentRequest {
-            comment_id: held.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .comment
-        .unwrap();
+    let fetched = get_comment(&mut app.client, &held.id).await;
     assert_eq!(fetched, approved);
     // A cursor taken before the approval replays it.
-    let mut resumed = subscribe(&app, "news/1", &before.id).await;
+    let mut resumed = watch(&app, "news/1", &before.id).await;
     match next_event(&mut resumed).await {
         Event::Comment(comment) => assert_eq!(comment.id, approved.id),
         other => panic!("{other:?}"),
@@ -240,19 +279,9 @@ async fn rejecting_a_held_comment_drops_it_and_wrong_states_are_refused() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition);
-    let queue = alice
-        .list_held_comments(pb::ListHeldCommentsRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
+    let queue = held_queue(&mut alice).await;
     assert!(queue.held_comments.is_empty());
-    let status = app
-        .client
-        .get_comment(pb::GetCommentRequest {
-            comment_id: held.id,
-        })
-        .await
-        .unwrap_err();
+    let status = get_comment_error(&mut app.client, &held.id).await;
     assert_eq!(status.code(), Code::NotFound);
 }
 
@@ -261,7 +290,7 @@ async fn removing_a_comment_takes_it_down_everywhere_and_tells_subscribers() {
     let mut app = spawn_app().await;
     let first = submit_approved(&mut app.client, "news/1", "First").await;
     let doomed = submit_approved(&mut app.client, "news/1", "Regrettable").await;
-    let mut live = subscribe(&app, "news/1", "").await;
+    let mut live = watch(&app, "news/1", "").await;
     let mut alice = app.alice().await;
 
     moderate(&mut alice, &doomed.id, pb::Action::Remove)
@@ -279,13 +308,7 @@ async fn removing_a_comment_takes_it_down_everywhere_and_tells_subscribers() {
         list_all(&mut app.client, "news/1").await,
         std::slice::from_ref(&first)
     );
-    let status = app
-        .client
-        .get_comment(pb::GetCommentRequest {
-            comment_id: doomed.id.clone(),
-        })
-        .await
-        .unwrap_err();
+    let status = get_comment_error(&mut app.client, &doomed.id).await;
     assert_eq!(status.code(), Code::NotFound);
     let status = moderate(&mut alice, &doomed.id, pb::Action::Remove)
         .await
@@ -294,12 +317,12 @@ async fn removing_a_comment_takes_it_down_everywhere_and_tells_subscribers() {
 
     // A page that saw the removed comment resumes and learns of its removal;
     // the redacted comment itself is not replayed.
-    let mut resumed = subscribe(&app, "news/1", &doomed.id).await;
+    let mut resumed = watch(&app, "news/1", &doomed.id).await;
     match next_event(&mut resumed).await {
         Event::CommentRemoved(removed) => assert_eq!(removed.comment_id, doomed.id),
         other => panic!("{other:?}"),
     }
-    let mut from_start = subscribe(&app, "news/1", "0000000000000000").await;
+    let mut from_start = watch(&app, "news/1", "0000000000000000").await;
     match next_event(&mut from_start).await {
         Event::Comment(comment) => assert_eq!(comment.id, first.id),
         other => panic!("{other:?}"),
@@ -309,7 +332,7 @@ async fn removing_a_comment_takes_it_down_everywhere_and_tells_subscribers() {
         Event::CommentRemoved(_)
     ));
     // Resuming after the removal's cursor continues live without repeats.
-    let mut after_removal = subscribe(&app, "news/1", &cursor).await;
+    let mut after_removal = watch(&app, "news/1", &cursor).await;
     let next = submit_approved(&mut app.client, "news/1", "Later").await;
     match next_event(&mut after_removal).await {
         Event::Comment(comment) => assert_eq!(comment.id, next.id),
@@ -319,99 +342,39 @@ async fn removing_a_comment_takes_it_down_everywhere_and_tells_subscribers() {
 
 #[tokio::test]
 async fn a_closed_article_refuses_submissions_until_reopened() {
-    let mut app = spawn_app().await;
-    let mut alice = app.alice().await;
-    update_article(
-        &mut alice,
-        "news/1",
-        pb::ArticleSettings {
-            comments_closed: true,
-            ..Default::default()
-        },
-    )
-    .await;
-    let status = app
-        .client
-        .submit_comment(submission("news/1", "Too late?", "c1"))
-        .await
-        .unwrap_err();
+    let (mut app, mut alice) = spawn_with_news_1(|s| s.comments_closed = true).await;
+    let status = submit_error(&mut app.client, submission("news/1", "Too late?", "c1")).await;
     assert_eq!(status.code(), Code::FailedPrecondition);
-    let settings = alice
-        .get_article(pb::GetArticleRequest {
-            article_id: "news/1".to_owned(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .settings
-        .unwrap();
+    let settings = article_settings(&mut alice, "news/1").await;
     assert!(settings.comments_closed);
     update_article(&mut alice, "news/1", pb::ArticleSettings::default()).await;
-    let audit = alice
-        .list_audit_events(pb::ListAuditEventsRequest {
-            article_id: "news/1".to_owned(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .audit_events;
+    let audit = audit_events(&mut alice, |r| r.article_id = "news/1".to_owned()).await;
     let updates = audit
         .iter()
         .filter(|e| e.action == "article_updated" && e.actor == "alice");
     assert_eq!(updates.count(), 2);
     submit_approved(&mut app.client, "news/1", "Open again").await;
     // Other articles were never affected, and an unknown article has defaults.
-    let settings = alice
-        .get_article(pb::GetArticleRequest {
-            article_id: "news/never-seen".to_owned(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .settings
-        .unwrap();
+    let settings = article_settings(&mut alice, "news/never-seen").await;
     assert!(!settings.comments_closed);
 }
 
 #[tokio::test]
 async fn an_auto_close_time_in_the_past_closes_the_article() {
-    let mut app = spawn_app().await;
-    let mut alice = app.alice().await;
     let past = SystemTime::now() - Duration::from_secs(60);
     let seconds = past.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
-    update_article(
-        &mut alice,
-        "news/1",
-        pb::ArticleSettings {
-            auto_close_time: Some(prost_types::Timestamp { seconds, nanos: 0 }),
-            ..Default::default()
-        },
-    )
-    .await;
-    let status = app
-        .client
-        .submit_comment(submission("news/1", "Hello", "c1"))
-        .await
-        .unwrap_err();
+    let close_at = prost_types::Timestamp { seconds, nanos: 0 };
+    let (mut app, _alice) = spawn_with_news_1(|s| s.auto_close_time = Some(close_at)).await;
+    let status = submit_error(&mut app.client, submission("news/1", "Hello", "c1")).await;
     assert_eq!(status.code(), Code::FailedPrecondition);
 }
 
 #[tokio::test]
 async fn pre_moderation_holds_every_comment_with_a_policy_reason() {
-    let mut app = spawn_app().await;
-    let mut alice = app.alice().await;
-    update_article(
-        &mut alice,
-        "news/1",
-        pb::ArticleSettings {
-            moderation_mode: pb::ModerationMode::Pre as i32,
-            ..Default::default()
-        },
-    )
-    .await;
-    let response = submit(&mut app, "news/1", "A perfectly clean comment", "c1").await;
-    let verdict = response.verdict.unwrap();
+    let pre = pb::ModerationMode::Pre as i32;
+    let (mut app, _alice) = spawn_with_news_1(|s| s.moderation_mode = pre).await;
+    let text = "A perfectly clean comment";
+    let verdict = verdict_of(&mut app.client, "news/1", text, "c1").await;
     assert_eq!(verdict.decision(), pb::Decision::Held);
     assert!(
         verdict
@@ -424,24 +387,15 @@ async fn pre_moderation_holds_every_comment_with_a_policy_reason() {
 
 #[tokio::test]
 async fn newcomers_are_held_until_a_moderator_approves_one_of_their_comments() {
-    let mut app = spawn_app().await;
-    let mut alice = app.alice().await;
-    update_article(
-        &mut alice,
-        "news/1",
-        pb::ArticleSettings {
-            newcomer_approvals_required: 1,
-            ..Default::default()
-        },
-    )
-    .await;
-    let first = submit(&mut app, "news/1", "Hello, first time here", "newbie").await;
+    let (mut app, mut alice) = spawn_with_news_1(|s| s.newcomer_approvals_required = 1).await;
+    let text = "Hello, first time here";
+    let first = submit_response(&mut app.client, "news/1", text, "newbie").await;
     assert_eq!(first.verdict.unwrap().decision(), pb::Decision::Held);
     moderate(&mut alice, &first.comment.unwrap().id, pb::Action::Approve)
         .await
         .unwrap();
-    let second = submit(&mut app, "news/1", "Glad to be here", "newbie").await;
-    assert_eq!(second.verdict.unwrap().decision(), pb::Decision::Approved);
+    let second = verdict_of(&mut app.client, "news/1", "Glad to be here", "newbie").await;
+    assert_eq!(second.decision(), pb::Decision::Approved);
 }
 
 #[tokio::test]
@@ -449,39 +403,25 @@ async fn term_lists_take_effect_on_the_next_submission() {
     let mut app = spawn_app().await;
     let mut alice = app.alice().await;
     // A real place name that the profanity filter rejects.
-    let twatt = submit(&mut app, "news/1", "We visited Shitterton in Dorset", "c1").await;
-    assert_ne!(twatt.verdict.unwrap().decision(), pb::Decision::Approved);
+    let visit = "We visited Shitterton in Dorset";
+    let verdict = verdict_of(&mut app.client, "news/1", visit, "c1").await;
+    assert_ne!(verdict.decision(), pb::Decision::Approved);
 
-    alice
-        .add_terms(pb::AddTermsRequest {
-            terms: vec!["Shitterton".to_owned()],
-            effect: pb::TermEffect::Allow as i32,
-        })
+    add_terms(&mut alice, &["Shitterton"], pb::TermEffect::Allow)
         .await
         .unwrap();
-    alice
-        .add_terms(pb::AddTermsRequest {
-            terms: vec!["Miracle  Pills".to_owned()],
-            effect: pb::TermEffect::Reject as i32,
-        })
+    add_terms(&mut alice, &["Miracle  Pills"], pb::TermEffect::Reject)
         .await
         .unwrap();
-    alice
-        .add_terms(pb::AddTermsRequest {
-            terms: vec!["crypto".to_owned()],
-            effect: pb::TermEffect::Hold as i32,
-        })
+    add_terms(&mut alice, &["crypto"], pb::TermEffect::Hold)
         .await
         .unwrap();
 
-    let twatt = submit(&mut app, "news/1", "We visited Shitterton in Dorset", "c2").await;
-    let verdict = twatt.verdict.unwrap();
+    let verdict = verdict_of(&mut app.client, "news/1", visit, "c2").await;
     assert_eq!(verdict.decision(), pb::Decision::Approved, "{verdict:?}");
     assert!(verdict.reasons.iter().any(|r| r.code == "terms.allowed"));
-    let pills = submit(&mut app, "news/1", "Try these miracle pills today", "c3")
-        .await
-        .verdict
-        .unwrap();
+    let pills_text = "Try these miracle pills today";
+    let pills = verdict_of(&mut app.client, "news/1", pills_text, "c3").await;
     assert_eq!(pills.decision(), pb::Decision::Rejected);
     assert!(
         pills
@@ -489,10 +429,7 @@ async fn term_lists_take_effect_on_the_next_submission() {
             .iter()
             .any(|r| r.filter() == pb::Filter::Terms && r.message.contains("miracle pills"))
     );
-    let crypto = submit(&mut app, "news/1", "What about Crypto?", "c4")
-        .await
-        .verdict
-        .unwrap();
+    let crypto = verdict_of(&mut app.client, "news/1", "What about Crypto?", "c4").await;
     assert_eq!(crypto.decision(), pb::Decision::Held);
 
     let terms = alice
@@ -513,17 +450,9 @@ async fn term_lists_take_effect_on_the_next_submission() {
         .unwrap()
         .into_inner();
     assert_eq!(removed.removed_count, 1);
-    let pills = submit(&mut app, "news/1", "Try these miracle pills today", "c5")
-        .await
-        .verdict
-        .unwrap();
+    let pills = verdict_of(&mut app.client, "news/1", pills_text, "c5").await;
     assert_eq!(pills.decision(), pb::Decision::Approved);
-    let audit = alice
-        .list_audit_events(pb::ListAuditEventsRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .audit_events;
+    let audit = audit_events(&mut alice, |_| {}).await;
     let term_changes: Vec<_> = audit
         .iter()
         .filter(|e| e.action.starts_with("terms_"))
@@ -538,11 +467,7 @@ async fn term_lists_take_effect_on_the_next_submission() {
             ("terms_removed", "absent, miracle pills", "alice"),
         ]
     );
-    let status = alice
-        .add_terms(pb::AddTermsRequest {
-            terms: vec!["  ".to_owned()],
-            effect: pb::TermEffect::Hold as i32,
-        })
+    let status = add_terms(&mut alice, &["  "], pb::TermEffect::Hold)
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
@@ -551,21 +476,14 @@ async fn term_lists_take_effect_on_the_next_submission() {
 #[tokio::test]
 async fn term_lists_survive_a_restart() {
     let app = spawn_app().await;
-    app.alice()
-        .await
-        .add_terms(pb::AddTermsRequest {
-            terms: vec!["bad phrase".to_owned()],
-            effect: pb::TermEffect::Reject as i32,
-        })
+    let mut alice = app.alice().await;
+    add_terms(&mut alice, &["bad phrase"], pb::TermEffect::Reject)
         .await
         .unwrap();
     let data_dir = app.data_dir.clone();
     let keep = app.stop().await;
-    let mut app = crate::helpers::spawn_app_in(&data_dir, |_| {}).await;
-    let verdict = submit(&mut app, "news/1", "this is a bad phrase", "c1")
-        .await
-        .verdict
-        .unwrap();
+    let mut app = spawn_app_in(&data_dir, |_| {}).await;
+    let verdict = verdict_of(&mut app.client, "news/1", "this is a bad phrase", "c1").await;
     assert_eq!(verdict.decision(), pb::Decision::Rejected);
     app.stop().await;
     drop(keep);
@@ -578,13 +496,12 @@ async fn a_banned_client_is_rejected_with_a_reason_and_can_be_unbanned() {
     let kept = submit_approved(&mut app.client, "news/1", "From someone else").await;
     let mut troll_comments = Vec::new();
     for (i, article) in ["news/1", "news/2"].into_iter().enumerate() {
-        let comment = submit(&mut app, article, &format!("Troll post {i}"), "troll")
-            .await
-            .comment
-            .unwrap();
+        let text = format!("Troll post {i}");
+        let response = submit_response(&mut app.client, article, &text, "troll").await;
+        let comment = response.comment.unwrap();
         troll_comments.push(comment.id);
     }
-    let mut live = subscribe(&app, "news/1", "").await;
+    let mut live = watch(&app, "news/1", "").await;
 
     let ban = alice
         .ban_client(pb::BanClientRequest {
@@ -607,10 +524,7 @@ async fn a_banned_client_is_rejected_with_a_reason_and_can_be_unbanned() {
     assert_eq!(list_all(&mut app.client, "news/1").await, [kept]);
     assert!(list_all(&mut app.client, "news/2").await.is_empty());
 
-    let verdict = submit(&mut app, "news/1", "I am back", "troll")
-        .await
-        .verdict
-        .unwrap();
+    let verdict = verdict_of(&mut app.client, "news/1", "I am back", "troll").await;
     assert_eq!(verdict.decision(), pb::Decision::Rejected);
     assert!(
         verdict
@@ -627,23 +541,10 @@ async fn a_banned_client_is_rejected_with_a_reason_and_can_be_unbanned() {
         .bans;
     assert_eq!(bans.len(), 1);
     assert_eq!(bans[0].reason, "harassment");
-    alice
-        .unban_client(pb::UnbanClientRequest {
-            client_id: "troll".to_owned(),
-        })
-        .await
-        .unwrap();
-    let verdict = submit(&mut app, "news/1", "Sorry, behaving now", "troll")
-        .await
-        .verdict
-        .unwrap();
+    unban(&mut alice, "troll").await.unwrap();
+    let verdict = verdict_of(&mut app.client, "news/1", "Sorry, behaving now", "troll").await;
     assert_eq!(verdict.decision(), pb::Decision::Approved);
-    let status = alice
-        .unban_client(pb::UnbanClientRequest {
-            client_id: "troll".to_owned(),
-        })
-        .await
-        .unwrap_err();
+    let status = unban(&mut alice, "troll").await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
 }
 
@@ -675,16 +576,10 @@ async fn a_ban_expiry_must_be_in_the_future_and_an_expired_ban_no_longer_applies
         })
         .await
         .unwrap();
-    let verdict = submit(&mut app, "news/1", "Now?", "c1")
-        .await
-        .verdict
-        .unwrap();
+    let verdict = verdict_of(&mut app.client, "news/1", "Now?", "c1").await;
     assert_eq!(verdict.decision(), pb::Decision::Rejected);
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let verdict = submit(&mut app, "news/1", "And now?", "c1")
-        .await
-        .verdict
-        .unwrap();
+    let verdict = verdict_of(&mut app.client, "news/1", "And now?", "c1").await;
     assert_eq!(verdict.decision(), pb::Decision::Approved);
 }
 
@@ -694,7 +589,8 @@ async fn the_audit_log_records_decisions_and_actions_with_their_actors() {
     let mut alice = app.alice().await;
     let mut bob = app.moderation(Some(BOB_TOKEN)).await;
     let held = submit_held(&mut app, "news/1", "c1").await;
-    let rejected = submit(&mut app, "news/1", "fuck you, go kill yourself", "c2").await;
+    let text = "fuck you, go kill yourself";
+    let rejected = submit_response(&mut app.client, "news/1", text, "c2").await;
     assert!(rejected.comment.is_none());
     let approved = moderate(&mut alice, &held.id, pb::Action::Approve)
         .await
@@ -711,15 +607,7 @@ async fn the_audit_log_records_decisions_and_actions_with_their_actors() {
     .unwrap();
     submit_approved(&mut app.client, "news/2", "Elsewhere").await;
 
-    let article_events = alice
-        .list_audit_events(pb::ListAuditEventsRequest {
-            article_id: "news/1".to_owned(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .audit_events;
+    let article_events = audit_events(&mut alice, |r| r.article_id = "news/1".to_owned()).await;
     let summary: Vec<_> = article_events
         .iter()
         .map(|e| (e.actor.as_str(), e.action.as_str()))
@@ -739,15 +627,7 @@ async fn the_audit_log_records_decisions_and_actions_with_their_actors() {
     assert_eq!(screened.client_id, "c2");
     assert_eq!(article_events[2].note, "checked");
 
-    let comment_events = alice
-        .list_audit_events(pb::ListAuditEventsRequest {
-            comment_id: held.id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .audit_events;
+    let comment_events = audit_events(&mut alice, |r| r.comment_id = held.id.clone()).await;
     let actions: Vec<_> = comment_events.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(actions, ["screened", "approved"]);
 

@@ -7,24 +7,9 @@ use tokio::time::timeout;
 use tonic::{Code, Streaming};
 
 use crate::helpers::{
-    Client, connect_with_small_windows, list_all, spawn_app, spawn_app_with, submission,
-    submit_approved, without_profanity_filter,
+    connect_with_small_windows, list_all, spawn_app, spawn_app_with, submit_approved,
+    submit_response, subscribe, subscribe_error, without_profanity_filter,
 };
-
-async fn subscribe(
-    client: &mut Client,
-    article: &str,
-    after: &str,
-) -> Streaming<pb::SubscribeCommentsResponse> {
-    client
-        .subscribe_comments(pb::SubscribeCommentsRequest {
-            article_id: article.to_owned(),
-            after_comment_id: after.to_owned(),
-        })
-        .await
-        .expect("subscribe succeeds")
-        .into_inner()
-}
 
 async fn next_comment(stream: &mut Streaming<pb::SubscribeCommentsResponse>) -> pb::Comment {
     let message = timeout(Duration::from_secs(10), stream.message())
@@ -50,12 +35,7 @@ async fn a_subscriber_receives_new_comments_of_its_article_only() {
     submit_approved(&mut app.client, "news/1", "An earlier remark").await;
     let mut stream = subscribe(&mut app.client.clone(), "news/1", "").await;
     submit_approved(&mut app.client, "news/2", "Other article").await;
-    let held = app
-        .client
-        .submit_comment(submission("news/1", "this is shit", "c1"))
-        .await
-        .unwrap()
-        .into_inner();
+    let held = submit_response(&mut app.client, "news/1", "this is shit", "c1").await;
     assert_eq!(held.verdict.unwrap().decision(), pb::Decision::Held);
     let live = submit_approved(&mut app.client, "news/1", "Live one").await;
     assert_eq!(next_comment(&mut stream).await, live);
@@ -167,14 +147,7 @@ async fn a_slow_subscriber_does_not_stall_a_fast_one_and_catches_up_without_loss
 async fn a_cursor_never_issued_is_out_of_range() {
     let mut app = spawn_app().await;
     submit_approved(&mut app.client, "news/1", "one").await;
-    let status = app
-        .client
-        .subscribe_comments(pb::SubscribeCommentsRequest {
-            article_id: "news/1".to_owned(),
-            after_comment_id: "0000000000ffffff".to_owned(),
-        })
-        .await
-        .unwrap_err();
+    let status = subscribe_error(&mut app.client, "news/1", "0000000000ffffff").await;
     assert_eq!(status.code(), Code::OutOfRange);
 }
 

@@ -6,7 +6,10 @@ use commentd::api::pb::{self, Decision, Filter};
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::helpers::{list_all, spawn_app, spawn_app_with, submission, submit_approved};
+use crate::helpers::{
+    list_all, spawn_app, spawn_app_with, submission, submit, submit_approved, submit_error,
+    submit_response, verdict_of,
+};
 
 fn keyed(text: &str, key: &str) -> pb::SubmitCommentRequest {
     pb::SubmitCommentRequest {
@@ -15,22 +18,20 @@ fn keyed(text: &str, key: &str) -> pb::SubmitCommentRequest {
     }
 }
 
+/// "A reply" on news/1 from client c2 to the comment `parent`.
+fn reply_to(parent: &str) -> pb::SubmitCommentRequest {
+    pb::SubmitCommentRequest {
+        parent_id: parent.to_owned(),
+        ..submission("news/1", "A reply", "c2")
+    }
+}
+
 #[tokio::test]
 async fn a_retry_with_the_same_idempotency_key_returns_the_first_response() {
     let mut app = spawn_app().await;
-    let first = app
-        .client
-        .submit_comment(keyed("Hello there", "k1"))
-        .await
-        .unwrap()
-        .into_inner();
+    let first = submit(&mut app.client, keyed("Hello there", "k1")).await;
     assert!(!first.replayed);
-    let retry = app
-        .client
-        .submit_comment(keyed("Hello there", "k1"))
-        .await
-        .unwrap()
-        .into_inner();
+    let retry = submit(&mut app.client, keyed("Hello there", "k1")).await;
     assert!(retry.replayed);
     assert_eq!(retry.comment, first.comment);
     assert_eq!(retry.verdict, first.verdict);
@@ -40,18 +41,9 @@ async fn a_retry_with_the_same_idempotency_key_returns_the_first_response() {
 #[tokio::test]
 async fn a_rejected_submission_is_replayed_too() {
     let mut app = spawn_app().await;
-    let first = app
-        .client
-        .submit_comment(keyed("fuck you, go kill yourself", "k1"))
-        .await
-        .unwrap()
-        .into_inner();
-    let retry = app
-        .client
-        .submit_comment(keyed("fuck you, go kill yourself", "k1"))
-        .await
-        .unwrap()
-        .into_inner();
+    let text = "fuck you, go kill yourself";
+    let first = submit(&mut app.client, keyed(text, "k1")).await;
+    let retry = submit(&mut app.client, keyed(text, "k1")).await;
     assert!(retry.replayed);
     assert_eq!(retry.verdict, first.verdict);
 }
@@ -59,28 +51,18 @@ async fn a_rejected_submission_is_replayed_too() {
 #[tokio::test]
 async fn the_same_key_with_a_different_comment_is_refused() {
     let mut app = spawn_app().await;
-    app.client
-        .submit_comment(keyed("Hello there", "k1"))
-        .await
-        .unwrap();
-    let status = app
-        .client
-        .submit_comment(keyed("Something else", "k1"))
-        .await
-        .unwrap_err();
+    submit(&mut app.client, keyed("Hello there", "k1")).await;
+    let status = submit_error(&mut app.client, keyed("Something else", "k1")).await;
     assert_eq!(status.code(), Code::FailedPrecondition);
 }
 
 #[tokio::test]
 async fn idempotency_keys_are_scoped_by_client() {
     let mut app = spawn_app().await;
-    app.client
-        .submit_comment(keyed("Hello there", "k1"))
-        .await
-        .unwrap();
+    submit(&mut app.client, keyed("Hello there", "k1")).await;
     let mut other = keyed("Hello there", "k1");
     other.client_id = "client-2".to_owned();
-    let response = app.client.submit_comment(other).await.unwrap().into_inner();
+    let response = submit(&mut app.client, other).await;
     assert!(!response.replayed);
     assert_eq!(list_all(&mut app.client, "news/1").await.len(), 2);
 }
@@ -92,11 +74,7 @@ async fn concurrent_retries_with_one_key_store_one_comment() {
     for _ in 0..16 {
         let mut client = app.client.clone();
         tasks.push(tokio::spawn(async move {
-            client
-                .submit_comment(keyed("Only once", "same-key"))
-                .await
-                .unwrap()
-                .into_inner()
+            submit(&mut client, keyed("Only once", "same-key")).await
         }));
     }
     let mut ids = Vec::new();
@@ -113,55 +91,28 @@ async fn concurrent_retries_with_one_key_store_one_comment() {
 async fn a_reply_to_an_approved_comment_of_the_same_article_is_accepted() {
     let mut app = spawn_app().await;
     let parent = submit_approved(&mut app.client, "news/1", "Parent").await;
-    let reply = app
-        .client
-        .submit_comment(pb::SubmitCommentRequest {
-            parent_id: parent.id.clone(),
-            ..submission("news/1", "A reply", "c2")
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .comment
-        .unwrap();
+    let reply = submit(&mut app.client, reply_to(&parent.id)).await;
+    let reply = reply.comment.unwrap();
     assert_eq!(reply.parent_id, parent.id);
 }
 
 #[tokio::test]
 async fn a_reply_to_an_unknown_parent_is_not_found() {
     let mut app = spawn_app().await;
-    let status = app
-        .client
-        .submit_comment(pb::SubmitCommentRequest {
-            parent_id: "00000000000fffff".to_owned(),
-            ..submission("news/1", "A reply", "c2")
-        })
-        .await
-        .unwrap_err();
+    let status = submit_error(&mut app.client, reply_to("00000000000fffff")).await;
     assert_eq!(status.code(), Code::NotFound);
 }
 
 #[tokio::test]
 async fn a_reply_to_a_held_comment_or_another_articles_comment_fails_its_precondition() {
     let mut app = spawn_app().await;
-    let held = app
-        .client
-        .submit_comment(submission("news/1", "this is shit", "c1"))
+    let held = submit_response(&mut app.client, "news/1", "this is shit", "c1")
         .await
-        .unwrap()
-        .into_inner()
         .comment
         .unwrap();
     let elsewhere = submit_approved(&mut app.client, "news/2", "Elsewhere").await;
     for parent in [held.id, elsewhere.id] {
-        let status = app
-            .client
-            .submit_comment(pb::SubmitCommentRequest {
-                parent_id: parent,
-                ..submission("news/1", "A reply", "c2")
-            })
-            .await
-            .unwrap_err();
+        let status = submit_error(&mut app.client, reply_to(&parent)).await;
         assert_eq!(status.code(), Code::FailedPrecondition);
     }
 }
@@ -174,16 +125,15 @@ async fn a_flooding_client_is_refused_with_a_retry_hint_and_others_are_not() {
     })
     .await;
     for i in 0..3 {
-        app.client
-            .submit_comment(submission("news/1", &format!("comment {i}"), "flooder"))
-            .await
-            .unwrap();
+        submit_response(
+            &mut app.client,
+            "news/1",
+            &format!("comment {i}"),
+            "flooder",
+        )
+        .await;
     }
-    let status = app
-        .client
-        .submit_comment(submission("news/1", "one more", "flooder"))
-        .await
-        .unwrap_err();
+    let status = submit_error(&mut app.client, submission("news/1", "one more", "flooder")).await;
     assert_eq!(status.code(), Code::ResourceExhausted);
     let retry = status.get_details_retry_info().expect("RetryInfo detail");
     let delay = retry.retry_delay.expect("a delay");
@@ -193,27 +143,14 @@ async fn a_flooding_client_is_refused_with_a_retry_hint_and_others_are_not() {
     );
     assert!(status.metadata().get("retry-after").is_some());
     // Another reader is unaffected.
-    app.client
-        .submit_comment(submission("news/1", "hello", "someone-else"))
-        .await
-        .unwrap();
+    submit_response(&mut app.client, "news/1", "hello", "someone-else").await;
 }
 
 #[tokio::test]
 async fn the_same_text_from_the_same_client_is_rejected_as_a_duplicate() {
     let mut app = spawn_app_with(|config| config.duplicate_window = Duration::from_secs(600)).await;
-    app.client
-        .submit_comment(submission("news/1", "First!", "c1"))
-        .await
-        .unwrap();
-    let verdict = app
-        .client
-        .submit_comment(submission("news/2", "first!", "c1"))
-        .await
-        .unwrap()
-        .into_inner()
-        .verdict
-        .unwrap();
+    submit_response(&mut app.client, "news/1", "First!", "c1").await;
+    let verdict = verdict_of(&mut app.client, "news/2", "first!", "c1").await;
     assert_eq!(verdict.decision(), Decision::Rejected);
     assert!(
         verdict
@@ -222,13 +159,6 @@ async fn the_same_text_from_the_same_client_is_rejected_as_a_duplicate() {
             .any(|r| r.filter() == Filter::Duplicate)
     );
     // Another client may say the same thing.
-    let verdict = app
-        .client
-        .submit_comment(submission("news/1", "First!", "c2"))
-        .await
-        .unwrap()
-        .into_inner()
-        .verdict
-        .unwrap();
+    let verdict = verdict_of(&mut app.client, "news/1", "First!", "c2").await;
     assert_eq!(verdict.decision(), Decision::Approved);
 }

@@ -9,7 +9,10 @@ use tonic::{
 };
 use tonic_types::StatusExt;
 
-use crate::helpers::{list_all, spawn_app, spawn_app_with, submission};
+use crate::helpers::{
+    get_comment_error, list_all, spawn_app, spawn_app_with, submission, submit_error,
+    submit_response, subscribe_error,
+};
 
 fn violated_fields(status: &Status) -> Vec<String> {
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
@@ -26,7 +29,7 @@ fn violated_fields(status: &Status) -> Vec<String> {
 
 async fn submit_status(request: pb::SubmitCommentRequest) -> Status {
     let mut app = spawn_app().await;
-    let status = app.client.submit_comment(request).await.unwrap_err();
+    let status = submit_error(&mut app.client, request).await;
     assert!(list_all(&mut app.client, "news/1").await.is_empty());
     status
 }
@@ -80,11 +83,7 @@ async fn a_text_over_the_limit_is_refused() {
 #[tokio::test]
 async fn the_text_limit_is_configurable() {
     let mut app = spawn_app_with(|config| config.max_text_chars = 10).await;
-    let status = app
-        .client
-        .submit_comment(submission("news/1", "eleven char", "c1"))
-        .await
-        .unwrap_err();
+    let status = submit_error(&mut app.client, submission("news/1", "eleven char", "c1")).await;
     assert_eq!(violated_fields(&status), ["text"]);
 }
 
@@ -97,27 +96,16 @@ async fn control_characters_are_refused() {
 #[tokio::test]
 async fn text_is_stored_trimmed_and_normalised() {
     let mut app = spawn_app().await;
-    let comment = app
-        .client
-        .submit_comment(submission("news/1", "  Cafe\u{301} au lait\r\n ", "c1"))
-        .await
-        .unwrap()
-        .into_inner()
-        .comment
-        .unwrap();
+    let text = "  Cafe\u{301} au lait\r\n ";
+    let response = submit_response(&mut app.client, "news/1", text, "c1").await;
+    let comment = response.comment.unwrap();
     assert_eq!(comment.text, "Caf\u{e9} au lait");
 }
 
 #[tokio::test]
 async fn malformed_ids_and_page_parameters_are_invalid_arguments() {
     let mut app = spawn_app().await;
-    let status = app
-        .client
-        .get_comment(pb::GetCommentRequest {
-            comment_id: "42".to_owned(),
-        })
-        .await
-        .unwrap_err();
+    let status = get_comment_error(&mut app.client, "42").await;
     assert_eq!(violated_fields(&status), ["comment_id"]);
     let status = app
         .client
@@ -139,38 +127,22 @@ async fn malformed_ids_and_page_parameters_are_invalid_arguments() {
         .await
         .unwrap_err();
     assert_eq!(violated_fields(&status), ["page_token"]);
-    let status = app
-        .client
-        .subscribe_comments(pb::SubscribeCommentsRequest {
-            article_id: String::new(),
-            after_comment_id: "zz".to_owned(),
-        })
-        .await
-        .unwrap_err();
+    let status = subscribe_error(&mut app.client, "", "zz").await;
     assert_eq!(violated_fields(&status), ["after_comment_id", "article_id"]);
 }
 
 #[tokio::test]
 async fn an_unknown_comment_is_not_found() {
     let mut app = spawn_app().await;
-    let status = app
-        .client
-        .get_comment(pb::GetCommentRequest {
-            comment_id: "00000000000000ff".to_owned(),
-        })
-        .await
-        .unwrap_err();
+    let status = get_comment_error(&mut app.client, "00000000000000ff").await;
     assert_eq!(status.code(), Code::NotFound);
 }
 
 #[tokio::test]
 async fn a_message_over_the_size_limit_is_refused() {
     let mut app = spawn_app_with(|config| config.max_message_bytes = 16 * 1024).await;
-    let status = app
-        .client
-        .submit_comment(submission("news/1", &"a".repeat(20_000), "c1"))
-        .await
-        .unwrap_err();
+    let request = submission("news/1", &"a".repeat(20_000), "c1");
+    let status = submit_error(&mut app.client, request).await;
     assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
 }
 
