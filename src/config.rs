@@ -187,7 +187,9 @@ pub struct ServeArgs {
     #[arg(long, env = "COMMENTD_HOLD_SHOUTING")]
     pub hold_shouting: bool,
 
-    /// Lowest profanity severity that holds a comment for review.
+    /// Lowest profanity severity that holds a comment for review: applies to
+    /// author names, and to texts the language model rates offensive
+    /// (`never`: approve them instead).
     #[arg(
         long,
         env = "COMMENTD_PROFANITY_HOLD_AT",
@@ -196,7 +198,8 @@ pub struct ServeArgs {
     )]
     pub profanity_hold_at: Threshold,
 
-    /// Lowest profanity severity that rejects a comment.
+    /// Lowest profanity severity that rejects a comment the language model
+    /// rates offensive (and an author name).
     #[arg(
         long,
         env = "COMMENTD_PROFANITY_REJECT_AT",

@@ -10,15 +10,19 @@
 
 use std::sync::{Arc, RwLock};
 
+use aho_corasick::AhoCorasick;
+
 use unicode_normalization::UnicodeNormalization;
 
 use crate::domain::{Decision, Filter, Reason, Term, TermEffect};
 
-/// The compiled lists.
+/// The compiled lists: one Aho-Corasick automaton over every term, so a
+/// submission is scanned once however long the lists grow.
 #[derive(Debug, Default)]
 pub struct TermSet {
-    blocked: Vec<(Vec<char>, String, Decision)>,
-    allowed: Vec<(Vec<char>, String)>,
+    matcher: Option<AhoCorasick>,
+    /// Per pattern of the automaton: the term and what it does.
+    terms: Vec<(String, TermEffect)>,
 }
 
 /// What the lists found in a text.
@@ -31,85 +35,86 @@ pub struct TermMatches {
 
 impl TermSet {
     pub fn new(terms: &[Term]) -> Self {
-        let mut set = Self::default();
-        for term in terms {
-            let chars: Vec<char> = term.text.chars().collect();
-            match term.effect {
-                TermEffect::Allow => set.allowed.push((chars, term.text.clone())),
-                TermEffect::Hold => set.blocked.push((chars, term.text.clone(), Decision::Held)),
-                TermEffect::Reject => {
-                    set.blocked
-                        .push((chars, term.text.clone(), Decision::Rejected));
+        let terms: Vec<(String, TermEffect)> = terms
+            .iter()
+            .map(|term| (term.text.clone(), term.effect))
+            .collect();
+        let matcher = if terms.is_empty() {
+            None
+        } else {
+            match AhoCorasick::new(terms.iter().map(|(text, _)| text)) {
+                Ok(matcher) => Some(matcher),
+                Err(error) => {
+                    tracing::error!(%error, "cannot compile the term lists; they are ignored");
+                    None
                 }
             }
-        }
-        set
+        };
+        Self { matcher, terms }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.blocked.is_empty() && self.allowed.is_empty()
+        self.terms.is_empty()
     }
 
-    /// Finds the terms in `text` (one lower-case char per input char, so
-    /// spans index the original text's chars).
+    /// Finds the terms in `text`, as whole words, case-insensitively. Spans
+    /// are char ranges of `text` (lower-casing keeps one char per char).
     pub fn find(&self, text: &str) -> TermMatches {
         let mut matches = TermMatches::default();
-        if self.is_empty() {
+        let Some(matcher) = &self.matcher else {
             return matches;
-        }
-        let lower: Vec<char> = text
+        };
+        let lower: String = text
             .nfc()
             .map(|c| c.to_lowercase().next().unwrap_or(c))
             .collect();
-        for (chars, term, decision) in &self.blocked {
-            if !find_words(&lower, chars).is_empty() {
-                matches.reasons.push(Reason {
-                    filter: Filter::Terms,
-                    code: "terms.blocked".to_owned(),
-                    message: format!("The text contains the blocked term \"{term}\"."),
-                    category: None,
-                    severity: None,
-                    decision: *decision,
-                });
+        let is_word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+        let mut found = vec![false; self.terms.len()];
+        for hit in matcher.find_overlapping_iter(&lower) {
+            let (start, end) = (hit.start(), hit.end());
+            if is_word(lower[..start].chars().next_back()) || is_word(lower[end..].chars().next()) {
+                continue;
             }
+            let index = hit.pattern().as_usize();
+            if self.terms[index].1 == TermEffect::Allow {
+                let char_start = lower[..start].chars().count();
+                let char_end = char_start + lower[start..end].chars().count();
+                matches.allowed_spans.push((char_start, char_end));
+            }
+            found[index] = true;
         }
-        for (chars, term) in &self.allowed {
-            let spans = find_words(&lower, chars);
-            if !spans.is_empty() {
-                matches.reasons.push(Reason {
-                    filter: Filter::Terms,
-                    code: "terms.allowed".to_owned(),
-                    message: format!(
-                        "\"{term}\" is on the allowed list: not screened for profanity."
-                    ),
-                    category: None,
-                    severity: None,
-                    decision: Decision::Approved,
-                });
-                matches.allowed_spans.extend(spans);
+        for (index, (term, effect)) in self.terms.iter().enumerate() {
+            if !found[index] {
+                continue;
             }
+            let (code, message, decision) = match effect {
+                TermEffect::Allow => (
+                    "terms.allowed",
+                    format!("\"{term}\" is on the allowed list: not screened for profanity."),
+                    Decision::Approved,
+                ),
+                TermEffect::Hold => (
+                    "terms.blocked",
+                    format!("The text contains the blocked term \"{term}\"."),
+                    Decision::Held,
+                ),
+                TermEffect::Reject => (
+                    "terms.blocked",
+                    format!("The text contains the blocked term \"{term}\"."),
+                    Decision::Rejected,
+                ),
+            };
+            matches.reasons.push(Reason {
+                filter: Filter::Terms,
+                code: code.to_owned(),
+                message,
+                category: None,
+                severity: None,
+                decision,
+            });
         }
         matches
     }
-}
-
-/// Whole-word occurrences of `needle` (char ranges).
-fn find_words(haystack: &[char], needle: &[char]) -> Vec<(usize, usize)> {
-    let word = |c: &char| c.is_alphanumeric();
-    let mut found = Vec::new();
-    if needle.is_empty() || needle.len() > haystack.len() {
-        return found;
-    }
-    for start in 0..=haystack.len() - needle.len() {
-        let end = start + needle.len();
-        if haystack[start..end] == *needle
-            && (start == 0 || !word(&haystack[start - 1]))
-            && (end == haystack.len() || !word(&haystack[end]))
-        {
-            found.push((start, end));
-        }
-    }
-    found
 }
 
 /// The live term lists, shared by the pipeline and the moderation service.
@@ -167,5 +172,19 @@ mod tests {
         let matches = set.find("Greetings from Scunthorpe!");
         assert_eq!(matches.allowed_spans, vec![(15, 25)]);
         assert_eq!(matches.reasons[0].decision, Decision::Approved);
+    }
+
+    #[test]
+    fn many_terms_are_matched_in_one_pass_including_overlaps() {
+        let mut terms: Vec<Term> = (0..5000)
+            .map(|i| term(&format!("spamword{i}"), TermEffect::Hold))
+            .collect();
+        terms.push(term("gold", TermEffect::Reject));
+        terms.push(term("buy gold", TermEffect::Reject));
+        let set = TermSet::new(&terms);
+        let matches = set.find("Buy gold and spamword4999 today");
+        let messages: Vec<_> = matches.reasons.iter().map(|r| r.message.as_str()).collect();
+        assert_eq!(messages.len(), 3, "{messages:?}");
+        assert!(set.find("goldfish").reasons.is_empty());
     }
 }
