@@ -116,6 +116,13 @@ if [[ -n $id ]]; then ok "SubmitComment through the published port ($id)"; else 
 listed() { "$grpcurl" -plaintext -max-time 10 -d '{"article_id":"news/2026/city-budget"}' "$A" comments.v1.CommentService/ListComments 2>&1; }
 if [[ -n $id ]] && listed | grep -q "\"$id\""; then ok "ListComments shows it"; else not_ok "ListComments shows it" "$(listed)"; fi
 run "news site serves the article page" curl -fsS "http://127.0.0.1:$NEWS_SITE_PORT/"
+# A gRPC-web call through the news site's proxy, as a browser makes it:
+# CheckComment{text: "hello"} in one gRPC-web frame.
+printf '\x00\x00\x00\x00\x07\x0a\x05hello' >"$cache/grpc-web-body"
+web=$(curl -sS -X POST -H 'content-type: application/grpc-web+proto' -H 'x-grpc-web: 1' \
+    --data-binary @"$cache/grpc-web-body" \
+    "http://127.0.0.1:$NEWS_SITE_PORT/comments.v1.CommentService/CheckComment" 2>&1 | tr -d '\000')
+if grep -qa "grpc-status:0" <<<"$web"; then ok "gRPC-web through the news site's proxy"; else not_ok "gRPC-web through the news site's proxy" "$web"; fi
 run "commentd healthcheck inside the container" compose exec -T commentd /usr/local/bin/commentd healthcheck
 
 run "restart commentd" compose restart commentd

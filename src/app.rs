@@ -15,6 +15,7 @@ use tonic::{
     transport::{Identity, Server, ServerTlsConfig},
 };
 use tonic_health::server::HealthReporter;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::{
     api::{CommentApi, ModerationApi, pb},
@@ -161,12 +162,18 @@ impl Application {
                 .tls_config(tls)
                 .context("invalid TLS configuration")?;
         }
+        let cors = cors_layer(&config.cors_allow_origins)?;
         let server = builder
             .initial_connection_window_size(CONNECTION_WINDOW)
             .max_concurrent_streams(config.max_concurrent_streams)
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
             .tcp_nodelay(true)
+            // gRPC-web for browsers: HTTP/1.1 accepted and translated by
+            // tonic-web; CORS only for the configured origins.
+            .accept_http1(true)
+            .layer(cors)
+            .layer(tonic_web::GrpcWebLayer::new())
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -215,6 +222,38 @@ async fn set_serving(health: &HealthReporter, serving: bool) {
     ] {
         health.set_service_status(service, status).await;
     }
+}
+
+/// CORS for gRPC-web calls from the given origins; with none, no
+/// cross-origin call is allowed (the layer adds no headers).
+fn cors_layer(origins: &[String]) -> anyhow::Result<CorsLayer> {
+    use tonic::codegen::http::{HeaderName, HeaderValue, Method};
+    let layer = CorsLayer::new()
+        .allow_methods([Method::POST, Method::OPTIONS])
+        .allow_headers(
+            [
+                "content-type",
+                "x-grpc-web",
+                "x-user-agent",
+                "grpc-timeout",
+                "authorization",
+            ]
+            .map(HeaderName::from_static),
+        )
+        .expose_headers(
+            ["grpc-status", "grpc-message", "grpc-status-details-bin"].map(HeaderName::from_static),
+        )
+        .max_age(std::time::Duration::from_secs(3600));
+    if origins.iter().any(|origin| origin == "*") {
+        return Ok(layer.allow_origin(AllowOrigin::any()));
+    }
+    let origins = origins
+        .iter()
+        .map(|origin| {
+            HeaderValue::from_str(origin).with_context(|| format!("invalid CORS origin {origin:?}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(layer.allow_origin(AllowOrigin::list(origins)))
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

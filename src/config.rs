@@ -253,6 +253,16 @@ pub struct ServeArgs {
     #[arg(long, env = "COMMENTD_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
+    /// Allow browsers on this origin (e.g. https://news.example) to call the
+    /// API with gRPC-web across origins; repeatable, `*` for any. Off by
+    /// default: a site that proxies gRPC-web on its own origin needs none.
+    #[arg(
+        long = "cors-allow-origin",
+        env = "COMMENTD_CORS_ALLOW_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_allow_origins: Vec<String>,
+
     /// Seconds to let in-flight calls finish after SIGTERM/SIGINT.
     #[arg(long, env = "COMMENTD_SHUTDOWN_GRACE_SECS", default_value_t = defaults::SHUTDOWN_GRACE_SECS)]
     pub shutdown_grace_secs: u64,
@@ -275,6 +285,8 @@ pub struct Config {
     pub max_concurrent_streams: u32,
     pub shutdown_grace: Duration,
     pub moderator_tokens_file: Option<PathBuf>,
+    /// Origins allowed to call with gRPC-web across origins (CORS).
+    pub cors_allow_origins: Vec<String>,
     /// Certificate and key files (PEM) for TLS.
     pub tls: Option<(PathBuf, PathBuf)>,
 }
@@ -307,6 +319,7 @@ impl ServeArgs {
             max_concurrent_streams: self.max_concurrent_streams,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
             moderator_tokens_file: self.moderator_tokens_file.clone(),
+            cors_allow_origins: self.cors_allow_origins.clone(),
             tls: self.tls_cert.clone().zip(self.tls_key.clone()),
         }
     }
@@ -332,6 +345,7 @@ impl Config {
             max_concurrent_streams: defaults::MAX_CONCURRENT_STREAMS,
             shutdown_grace: Duration::from_secs(defaults::SHUTDOWN_GRACE_SECS),
             moderator_tokens_file: None,
+            cors_allow_origins: Vec::new(),
             tls: None,
         }
     }

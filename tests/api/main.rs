@@ -2,6 +2,7 @@
 //! client, a fresh sled folder per test. Set TEST_LOG=1 to see server logs.
 
 mod durability;
+mod grpc_web;
 mod healthcheck;
 mod helpers;
 mod listing;
