@@ -93,14 +93,17 @@ impl Pipeline {
     /// Screens a comment's content.
     pub fn screen(&self, author_name: Option<&AuthorName>, text: &CommentText) -> Verdict {
         let term_matches = self.terms.current().find(text.as_str());
-        let masked = mask_spans(&mask_numbers(text.as_str()), &term_matches.allowed_spans);
+        let masked = mask_spans(
+            &mask_non_language(text.as_str()),
+            &term_matches.allowed_spans,
+        );
         let (censored, text_type) = Censor::from_str(&masked).censor_and_analyze();
-        let censored = unmask_numbers(text.as_str(), &masked, censored);
+        let censored = unmask(text.as_str(), &masked, censored);
         let author_name = author_name.map_or("", AuthorName::as_str);
         let author_type = if author_name.is_empty() {
             Type::NONE
         } else {
-            Censor::from_str(&mask_numbers(author_name)).analyze()
+            Censor::from_str(&mask_non_language(author_name)).analyze()
         };
         let input = ScreenInput {
             author_name,
@@ -121,7 +124,7 @@ impl Pipeline {
 /// rustrict's analysis of a text as the pipeline (and model training) sees
 /// it: with plain numbers blanked.
 pub fn screening_type(text: &str) -> Type {
-    Censor::from_str(&mask_numbers(text)).analyze()
+    Censor::from_str(&mask_non_language(text)).analyze()
 }
 
 /// Blanks what is not language before rustrict reads the text:
@@ -137,7 +140,7 @@ pub fn screening_type(text: &str) -> Type {
 ///   text carries them.
 ///
 /// Each blanked character becomes one space, so positions are kept.
-fn mask_numbers(text: &str) -> String {
+fn mask_non_language(text: &str) -> String {
     let text = &blank_html_entities(text);
     let mut masked = String::with_capacity(text.len());
     let mut rest = text.as_str();
@@ -235,10 +238,10 @@ fn is_plain_number(token: &str) -> bool {
             .all(|c| c.is_ascii_digit() || ",.:;%/+-$€£()#!?'\"".contains(c))
 }
 
-/// Puts the blanked digits back into rustrict's censored text (which keeps
+/// Puts the blanked characters back into rustrict's censored text (which keeps
 /// one output character per input character); if the lengths disagree, the
 /// censored text of the masked input is returned as it is.
-fn unmask_numbers(original: &str, masked: &str, censored: String) -> String {
+fn unmask(original: &str, masked: &str, censored: String) -> String {
     if original == masked || censored.chars().count() != original.chars().count() {
         return censored;
     }
@@ -299,12 +302,15 @@ mod tests {
     #[test]
     fn links_and_mentions_are_not_read_as_words() {
         let text = "hi @Chink_19 see http://t.co/xXx";
-        let masked = mask_numbers(text);
+        let masked = mask_non_language(text);
         assert_eq!(masked.chars().count(), text.chars().count());
         assert!(masked.starts_with("hi ") && masked.contains(" see "));
         assert!(!masked.contains("Chink") && !masked.contains("xXx"));
-        assert_eq!(mask_numbers("mail bob@shit.com"), "mail bob@shit.com");
-        assert_eq!(mask_numbers("&#8220;hi&amp; you"), "       hi      you");
+        assert_eq!(mask_non_language("mail bob@shit.com"), "mail bob@shit.com");
+        assert_eq!(
+            mask_non_language("&#8220;hi&amp; you"),
+            "       hi      you"
+        );
     }
 
     #[test]

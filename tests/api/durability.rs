@@ -145,12 +145,8 @@ async fn sigterm_stops_the_binary_cleanly() {
 #[tokio::test]
 async fn health_reports_serving() {
     let app = spawn_app().await;
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", app.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let mut health =
+        tonic_health::pb::health_client::HealthClient::new(crate::helpers::channel(app.addr).await);
     for service in ["", "comments.v1.CommentService"] {
         let response = health
             .check(tonic_health::pb::HealthCheckRequest {

@@ -117,13 +117,17 @@ pub async fn spawn_app_in(data_dir: &Path, configure: impl FnOnce(&mut Config)) 
     }
 }
 
-pub async fn connect(addr: SocketAddr) -> Client {
-    let channel = Channel::from_shared(format!("http://{addr}"))
+/// A plaintext HTTP/2 connection to the server.
+pub async fn channel(addr: SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
         .expect("uri")
         .connect()
         .await
-        .expect("connects");
-    CommentServiceClient::new(channel)
+        .expect("connects")
+}
+
+pub async fn connect(addr: SocketAddr) -> Client {
+    CommentServiceClient::new(channel(addr).await)
 }
 
 /// A client whose HTTP/2 receive windows are the protocol minimum, so a
@@ -142,12 +146,10 @@ pub async fn connect_with_small_windows(addr: SocketAddr) -> Client {
 impl TestApp {
     /// A moderation client with the given token (None: no header).
     pub async fn moderation(&self, token: Option<&str>) -> Moderation {
-        let channel = Channel::from_shared(format!("http://{}", self.addr))
-            .expect("uri")
-            .connect()
-            .await
-            .expect("connects");
-        ModerationServiceClient::with_interceptor(channel, Bearer(token.map(str::to_owned)))
+        ModerationServiceClient::with_interceptor(
+            channel(self.addr).await,
+            Bearer(token.map(str::to_owned)),
+        )
     }
 
     /// A moderation client authenticated as "alice".

@@ -5,7 +5,6 @@ use tonic::{
     Code, Request, Status,
     codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
     codegen::http::uri::PathAndQuery,
-    transport::Channel,
 };
 use tonic_types::StatusExt;
 
@@ -182,12 +181,7 @@ impl Decoder for RawCodec {
 }
 
 async fn submit_raw(addr: std::net::SocketAddr, body: Vec<u8>) -> Result<Vec<u8>, Status> {
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut grpc = tonic::client::Grpc::new(channel);
+    let mut grpc = tonic::client::Grpc::new(crate::helpers::channel(addr).await);
     grpc.ready().await.unwrap();
     grpc.unary(
         Request::new(body),
