@@ -29,30 +29,12 @@ python3 -c 'import grpc, grpc_tools.protoc' 2>/dev/null ||
 work=$(mktemp -d "${TMPDIR:-/tmp}/commentd-pyclient.XXXXXX")
 log=$work/server.log
 pid=
-stop_server() {
-    if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null
-        for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null
-    fi
-    if [[ -n $pid ]]; then wait "$pid" 2>/dev/null; fi
-    pid=
-}
-trap 'stop_server; rm -rf "$work"' EXIT
+source .ci/commentd-server.sh
+trap 'stop_commentd; rm -rf "$work"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Port 0: the kernel picks a free loopback port; the server logs the real one.
-NO_COLOR=1 RUST_LOG=info "$BIN" --listen 127.0.0.1:0 --data-dir "$work/data" \
-    --rate-limit-burst 0 --log-format text 2>"$log" &
-pid=$!
-addr=
-for _ in $(seq 300); do
-    addr=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -o 'commentd listening on [0-9.]*:[0-9]*' | head -n1 | awk '{print $4}')
-    [[ -n $addr ]] && break
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-done
+start_commentd "$log" --data-dir "$work/data" --rate-limit-burst 0
 [[ -n $addr ]] || fail "server starts and listens" "$log"
 echo "# commentd $BIN listening on $addr"
 

@@ -56,31 +56,17 @@ finish() {
 work=$(mktemp -d "${TMPDIR:-/tmp}/commentd-smoke.XXXXXX")
 log=$work/server.log
 pid=
+source .ci/commentd-server.sh
 cleanup() {
-    if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    fi
+    stop_commentd
     rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Port 0: the kernel picks a free loopback port; the server logs the real one.
 printf 'smoke:smoke-token-0123456789\n' >"$work/tokens"
-NO_COLOR=1 RUST_LOG=info "$BIN" --listen 127.0.0.1:0 --data-dir "$work/data" \
-    --moderator-tokens-file "$work/tokens" --log-format text 2>"$log" &
-pid=$!
-addr=
-for _ in $(seq 300); do
-    addr=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -o 'commentd listening on [0-9.]*:[0-9]*' | head -n1 | awk '{print $4}')
-    [[ -n $addr ]] && break
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-done
+start_commentd "$log" --data-dir "$work/data" --moderator-tokens-file "$work/tokens"
 if [[ -z $addr ]]; then
     out=$(cat "$log")
     not_ok "server starts and listens" "$out"
