@@ -23,8 +23,8 @@ use crate::{
     comments::Comments,
     config::Config,
     hub::Hub,
-    moderation::{Models, Pipeline, TermList, rate_limit::RateLimiter},
     moderators::Moderators,
+    screening::{Models, Pipeline, TermList, rate_limit::RateLimiter},
     store::Store,
 };
 
@@ -96,8 +96,9 @@ impl Application {
             Pipeline::new(
                 config.profanity,
                 config.spam,
+                config.toxicity,
                 terms.clone(),
-                Models::embedded().map_err(anyhow::Error::msg)?,
+                Models::embedded()?,
             ),
             RateLimiter::new(config.rate),
             config.duplicate_window,

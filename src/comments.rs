@@ -19,8 +19,8 @@ use crate::{
     },
     error::Error,
     hub::{Hub, Subscription},
-    moderation::{Pipeline, duplicate::DuplicateTracker, rate_limit::RateLimiter},
     paging,
+    screening::{Pipeline, duplicate::DuplicateTracker, rate_limit::RateLimiter},
     store::{IdempotencyRecord, Lookup, Recorded, Store, StoreError},
 };
 

@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::{
     domain::{CommentText, Severity},
-    moderation::{ProfanityPolicy, SpamPolicy, rate_limit::RatePolicy},
+    screening::{ProfanityPolicy, SpamPolicy, ToxicityPolicy, rate_limit::RatePolicy},
 };
 
 /// commentd: a comment moderation service for news sites, over gRPC.
@@ -25,10 +25,6 @@ pub struct Cli {
 pub enum Command {
     /// Run the gRPC server (the default).
     Serve(ServeArgs),
-    /// Train a classifier from labeled CSV files and write the model file.
-    Train(TrainArgs),
-    /// Measure the filters on labeled CSV files, as CheckComment judges them.
-    Eval(EvalArgs),
     /// Ask a running server's grpc.health.v1.Health/Check: exit 0 when
     /// SERVING, 1 otherwise (for container health checks; needs no shell).
     Healthcheck(HealthcheckArgs),
@@ -46,68 +42,6 @@ pub struct HealthcheckArgs {
     /// Give up after this many milliseconds.
     #[arg(long, default_value_t = 3000)]
     pub timeout_ms: u64,
-}
-
-/// Which classifier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ModelChoice {
-    /// Spam; data: YouTube Spam Collection CSVs (CONTENT, CLASS columns).
-    Spam,
-    /// Offensive language; data: Davidson et al. 2017 CSV (class, tweet).
-    Offensive,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct TrainArgs {
-    /// The classifier to train.
-    #[arg(long, value_enum)]
-    pub kind: ModelChoice,
-    /// Labeled CSV files.
-    #[arg(long, num_args = 1.., required = true)]
-    pub data: Vec<PathBuf>,
-    /// Where to write the model (e.g. src/moderation/models/spam.bin).
-    #[arg(long)]
-    pub out: PathBuf,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct EvalArgs {
-    /// YouTube Spam Collection CSV files (spam filter).
-    #[arg(long, num_args = 1..)]
-    pub spam: Vec<PathBuf>,
-    /// Davidson et al. CSV files (profanity filter).
-    #[arg(long, num_args = 1..)]
-    pub offensive: Vec<PathBuf>,
-    /// Cross-validate: screen each fold with a model trained on the other
-    /// folds only (spam: leave one file out; offensive: k-fold), instead of
-    /// the embedded models.
-    #[arg(long)]
-    pub cross_validate: bool,
-    /// Folds for k-fold cross-validation.
-    #[arg(long, default_value_t = 5)]
-    pub folds: usize,
-    /// Exit 1 when a figure is below its floor: NAME=PERCENT, where NAME is
-    /// spam.accuracy, spam.precision, spam.recall, spam.negative_accuracy or
-    /// the same after offensive. (repeatable).
-    #[arg(long = "floor", value_parser = parse_floor)]
-    pub floors: Vec<(String, f64)>,
-}
-
-fn parse_floor(raw: &str) -> Result<(String, f64), String> {
-    let (name, value) = raw
-        .split_once('=')
-        .ok_or_else(|| "expected NAME=PERCENT".to_owned())?;
-    let known = ["accuracy", "precision", "recall", "negative_accuracy"];
-    let valid = name.split_once('.').is_some_and(|(kind, figure)| {
-        matches!(kind, "spam" | "offensive") && known.contains(&figure)
-    });
-    if !valid {
-        return Err(format!("unknown figure {name:?}"));
-    }
-    let value: f64 = value
-        .parse()
-        .map_err(|_| format!("not a number: {value:?}"))?;
-    Ok((name.to_owned(), value))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -227,6 +161,17 @@ pub struct ServeArgs {
     )]
     pub profanity_always_hold_at: Threshold,
 
+    /// Hold comments the toxicity model rates uncivil (insults, attacks,
+    /// threats without swear words); `false` keeps its finding as an
+    /// informational reason.
+    #[arg(
+        long,
+        env = "COMMENTD_TOXICITY_HOLD",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub toxicity_hold: bool,
+
     /// Hours an idempotency key is remembered.
     #[arg(long, env = "COMMENTD_IDEMPOTENCY_TTL_HOURS", default_value_t = defaults::IDEMPOTENCY_TTL_HOURS)]
     pub idempotency_ttl_hours: u64,
@@ -280,6 +225,7 @@ pub struct Config {
     pub duplicate_window: Duration,
     pub spam: SpamPolicy,
     pub profanity: ProfanityPolicy,
+    pub toxicity: ToxicityPolicy,
     pub idempotency_ttl: Duration,
     pub stream_buffer: usize,
     pub max_concurrent_streams: u32,
@@ -314,6 +260,9 @@ impl ServeArgs {
                 reject_confidence: self.profanity_reject_confidence,
                 always_hold_at: self.profanity_always_hold_at.severity(),
             },
+            toxicity: ToxicityPolicy {
+                hold: self.toxicity_hold,
+            },
             idempotency_ttl: Duration::from_secs(self.idempotency_ttl_hours * 3600),
             stream_buffer: self.stream_buffer,
             max_concurrent_streams: self.max_concurrent_streams,
@@ -340,6 +289,7 @@ impl Config {
             duplicate_window: Duration::from_secs(defaults::DUPLICATE_WINDOW_SECS),
             spam: SpamPolicy::default(),
             profanity: ProfanityPolicy::default(),
+            toxicity: ToxicityPolicy::default(),
             idempotency_ttl: Duration::from_secs(defaults::IDEMPOTENCY_TTL_HOURS * 3600),
             stream_buffer: defaults::STREAM_BUFFER,
             max_concurrent_streams: defaults::MAX_CONCURRENT_STREAMS,
@@ -376,6 +326,7 @@ mod tests {
         assert_eq!(from_flags.rate, built_in.rate);
         assert_eq!(from_flags.spam, built_in.spam);
         assert_eq!(from_flags.profanity, built_in.profanity);
+        assert_eq!(from_flags.toxicity, built_in.toxicity);
         assert_eq!(from_flags.duplicate_window, built_in.duplicate_window);
         assert_eq!(from_flags.max_message_bytes, built_in.max_message_bytes);
     }

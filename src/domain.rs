@@ -505,6 +505,8 @@ pub enum Filter {
     Ban,
     /// Article or site policy: pre-moderation, newcomers.
     Policy,
+    /// Insults, attacks and threats without swear words (the toxicity model).
+    Toxicity,
 }
 
 /// How severe a profanity finding is.

@@ -1,7 +1,7 @@
 //! commentd: a comment moderation service for news sites, over gRPC.
 //!
-//! A submitted comment is validated, screened (profanity, spam, duplicates,
-//! rate limit) and then approved (stored durably and streamed live to the
+//! A submitted comment is validated, screened (profanity, toxicity, spam,
+//! duplicates, rate limit) and then approved (stored durably and streamed live to the
 //! article's subscribers), held for a moderator, or rejected with reasons.
 //!
 //! # Layout
@@ -15,12 +15,14 @@
 //!   terms, bans, audit); [`auth`]: their bearer tokens.
 //! - [`paging`]: opaque page tokens.
 //! - [`domain`]: validated types, comments, verdicts; no protobuf.
-//! - [`moderation`]: the screening pipeline, one file per filter.
+//! - [`screening`]: the screening pipeline: one text normaliser, one file
+//!   per filter, the learned classifiers; `screening::train` (feature
+//!   `train`, binary `commentd-train`) trains and measures them.
 //! - [`store`]: sled key layout, group commit, durability.
 //! - [`hub`]: live fan-out per article, with the slow-subscriber policy.
 //!
 //! Dependencies point inward: `api` uses `comments`, which uses
-//! `moderation`, `store` and `hub`; those know only `domain`.
+//! `screening`, `store` and `hub`; those know only `domain`.
 //!
 //! # The log
 //! Stored comments take ids from one server-wide sequence: a comment id is a
@@ -35,14 +37,12 @@ pub mod comments;
 pub mod config;
 pub mod domain;
 pub mod error;
-pub mod evaluation;
 pub mod hub;
-pub mod moderation;
 pub mod moderators;
 pub mod paging;
+pub mod screening;
 pub mod store;
 pub mod telemetry;
-pub mod training;
 
 pub use app::Application;
 pub use config::Config;

@@ -20,12 +20,6 @@ async fn main() -> anyhow::Result<ExitCode> {
             let application = Application::build(args.config()).await?;
             application.run_until_stopped(shutdown_signal()).await?;
         }
-        Command::Train(args) => cli::train(&args)?,
-        Command::Eval(args) => {
-            if !cli::eval(&args)? {
-                return Ok(ExitCode::FAILURE);
-            }
-        }
         Command::Healthcheck(args) => {
             if !cli::healthcheck(&args).await {
                 return Ok(ExitCode::FAILURE);

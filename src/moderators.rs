@@ -13,8 +13,8 @@ use crate::{
         ModerationAction, Term, TermEffect,
     },
     error::Error,
-    moderation::TermList,
     paging,
+    screening::TermList,
     store::{AuditFilter, HeldComment, Store},
 };
 

@@ -137,6 +137,7 @@ impl From<Reason> for pb::Reason {
                 Filter::Terms => pb::Filter::Terms,
                 Filter::Ban => pb::Filter::Ban,
                 Filter::Policy => pb::Filter::Policy,
+                Filter::Toxicity => pb::Filter::Toxicity,
             } as i32,
             code: reason.code,
             message: reason.message,

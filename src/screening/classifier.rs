@@ -5,13 +5,14 @@
 //! (links and their domains, length, capitals, digits, mentions, video
 //! timestamps) and, for the offensive model, rustrict's category × severity
 //! findings. Weights are logistic-regression weights quantised to i8. The
-//! models are trained by `commentd train` (see `crate::training` and
+//! models are trained by `commentd-train` (see `super::train`, feature `train`, and
 //! `docs/FILTERS.md`) and embedded with `include_bytes!`.
 //!
-//! Model file format (little endian), see MODEL_FORMAT.md:
-//!   0  [4]  magic b"CFM1"
+//! Model file format (little endian; docs/FILTERS.md):
+//!   0  [4]  magic b"CFM2" (format 2: features read the normalised text of
+//!           [`super::normalize`]; format 1 files are refused, retrain them)
 //!   4  u8   hash_bits (buckets = 1 << hash_bits, 10..=24)
-//!   5  u8   flags (bit0 = rustrict features)
+//!   5  u8   flags (bit0 = rustrict features, bit1 = content words only)
 //!   6  u16  reserved (0)
 //!   8  f32  bias
 //!  12  f32  scale (weight = i8 * scale)
@@ -21,8 +22,39 @@
 
 use rustrict::Type;
 
+use super::normalize::{Normalized, Piece};
+
 pub const FLAG_RUSTRICT: u8 = 1;
-const MAGIC: &[u8; 4] = b"CFM1";
+/// Words and character n-grams skip function words ("what", "are", "be"):
+/// a model whose clean and positive examples come from different kinds of
+/// text would otherwise learn their style rather than their content.
+pub const FLAG_CONTENT_WORDS: u8 = 2;
+const MAGIC: &[u8; 4] = b"CFM2";
+/// Earlier formats, recognised only to say why they are refused.
+const OLD_MAGICS: [&[u8; 4]; 1] = [b"CFM1"];
+
+/// A model file that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{context}{message}")]
+pub struct ModelError {
+    context: String,
+    message: String,
+}
+
+impl ModelError {
+    fn new(message: impl Into<String>) -> Self {
+        Self {
+            context: String::new(),
+            message: message.into(),
+        }
+    }
+
+    /// The same error, saying which model it is about.
+    pub fn context(mut self, what: &str) -> Self {
+        self.context = format!("{what}: {}", self.context);
+        self
+    }
+}
 
 /// The spam model shipped in the binary (trained on the YouTube Spam
 /// Collection; see docs/FILTERS.md).
@@ -30,6 +62,10 @@ pub const SPAM_MODEL: &[u8] = include_bytes!("models/spam.bin");
 /// The offensive-language model shipped in the binary (trained on Davidson
 /// et al. 2017; see docs/FILTERS.md).
 pub const OFFENSIVE_MODEL: &[u8] = include_bytes!("models/offensive.bin");
+/// The news-comment toxicity model shipped in the binary (insults, attacks
+/// and threats without swear words; trained on Civil Comments posts against
+/// clean news text; see docs/FILTERS.md).
+pub const TOXICITY_MODEL: &[u8] = include_bytes!("models/toxicity.bin");
 
 #[derive(Clone)]
 pub struct Model {
@@ -42,13 +78,23 @@ pub struct Model {
 }
 
 impl Model {
-    pub fn from_bytes(b: &[u8]) -> Result<Model, String> {
+    pub fn from_bytes(b: &[u8]) -> Result<Model, ModelError> {
+        if b.len() >= 4 && OLD_MAGICS.iter().any(|old| &b[0..4] == *old) {
+            return Err(ModelError::new(format!(
+                "model file format {} is no longer supported (this build reads {}); \
+                 retrain it with commentd-train (docs/FILTERS.md)",
+                String::from_utf8_lossy(&b[0..4]),
+                String::from_utf8_lossy(MAGIC)
+            )));
+        }
         if b.len() < 24 || &b[0..4] != MAGIC {
-            return Err("bad magic / too short".into());
+            return Err(ModelError::new(
+                "not a commentd model file (bad magic or too short)",
+            ));
         }
         let hash_bits = b[4];
         if !(10..=24).contains(&hash_bits) {
-            return Err(format!("bad hash_bits {hash_bits}"));
+            return Err(ModelError::new(format!("bad hash_bits {hash_bits}")));
         }
         let flags = b[5];
         let f = |o: usize| f32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
@@ -60,7 +106,7 @@ impl Model {
             bias,
             scale,
             threshold,
-            weights: decode_weights(&b[24..], n, 1usize << hash_bits)?,
+            weights: decode_weights(&b[24..], n, 1usize << hash_bits).map_err(ModelError::new)?,
         })
     }
 
@@ -122,26 +168,27 @@ impl Model {
     }
 
     /// Probability-like score in [0, 1]; compare with `self.threshold`.
-    pub fn score(&self, text: &str) -> f32 {
+    pub fn score(&self, text: &Normalized) -> f32 {
         self.score_with(text, None)
     }
 
     /// `score`, reusing rustrict's analysis of the text when given.
-    pub fn score_with(&self, text: &str, rustrict: Option<Type>) -> f32 {
-        let mut feats = Vec::with_capacity(256 + 3 * text.len());
+    pub fn score_with(&self, text: &Normalized, rustrict: Option<Type>) -> f32 {
+        let mut feats = Vec::with_capacity(256 + 3 * text.text().len());
         extract(text, self.flags, self.hash_bits, rustrict, &mut feats);
         sigmoid(self.margin_features(&feats))
     }
 
-    pub fn is_flagged(&self, text: &str) -> bool {
+    pub fn is_flagged(&self, text: &Normalized) -> bool {
         self.score(text) >= self.threshold
     }
 
     /// The words of `text` that pushed its score up most, strongest first
     /// (at most `limit`), for a human-readable reason.
-    pub fn top_words(&self, text: &str, limit: usize) -> Vec<String> {
+    pub fn top_words(&self, text: &Normalized, limit: usize) -> Vec<String> {
         let mut seen = std::collections::HashSet::new();
         let mut scored: Vec<(f32, String)> = text
+            .language_only()
             .split(|c: char| !c.is_alphanumeric() && c != '\'')
             .filter(|w| !w.is_empty())
             .map(|w| w.replace('\'', "").to_lowercase())
@@ -241,81 +288,7 @@ fn h_signal(name: &[u8], b: u8) -> u64 {
     (h_bytes(ns(b's'), name) ^ b as u64).wrapping_mul(FNV_PRIME)
 }
 
-// ---------------------------------------------------------------- normalisation
-
-/// Decode HTML entities, drop tags (keeping href targets), drop BOM/zero-width chars.
-fn clean_html(text: &str, out: &mut String) {
-    let b = text.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        if c == b'<' {
-            if let Some(end) = b[i..b.len().min(i + 400)].iter().position(|&x| x == b'>') {
-                let tag = &text[i + 1..i + end];
-                if let Some(h) = tag.find("href=") {
-                    let rest = tag[h + 5..].trim_start_matches(['"', '\'']);
-                    let url_end = rest.find(['"', '\'', ' ']).unwrap_or(rest.len());
-                    out.push(' ');
-                    out.push_str(&rest[..url_end]);
-                }
-                out.push(' ');
-                i += end + 1;
-                continue;
-            }
-        } else if c == b'&'
-            && let Some(end) = b[i..b.len().min(i + 10)].iter().position(|&x| x == b';')
-        {
-            let ent = &text[i + 1..i + end];
-            let ch = match ent {
-                "amp" => Some('&'),
-                "lt" => Some('<'),
-                "gt" => Some('>'),
-                "quot" => Some('"'),
-                "apos" => Some('\''),
-                "nbsp" => Some(' '),
-                _ if ent.starts_with("#x") || ent.starts_with("#X") => {
-                    u32::from_str_radix(&ent[2..], 16)
-                        .ok()
-                        .and_then(char::from_u32)
-                }
-                _ if ent.starts_with('#') => ent[1..].parse::<u32>().ok().and_then(char::from_u32),
-                _ => None,
-            };
-            if let Some(ch) = ch {
-                out.push(ch);
-                i += end + 1;
-                continue;
-            }
-        }
-        // copy one UTF-8 char
-        let ch = text[i..].chars().next().unwrap();
-        if !matches!(ch, '\u{feff}' | '\u{200b}' | '\u{200c}' | '\u{200d}') {
-            out.push(ch);
-        }
-        i += ch.len_utf8();
-    }
-}
-
-fn is_url(tok: &str) -> bool {
-    let l = tok.as_bytes();
-    let starts = |p: &str| l.len() >= p.len() && l[..p.len()].eq_ignore_ascii_case(p.as_bytes());
-    if starts("http://") || starts("https://") || starts("www.") {
-        return true;
-    }
-    // bare domain such as "bit.ly/xyz" or "example.com"
-    let lower = tok.to_ascii_lowercase();
-    for tld in [
-        ".com", ".net", ".org", ".ly", ".co/", ".tk", ".info", ".me/", ".be/", ".gl/",
-    ] {
-        if let Some(p) = lower.find(tld)
-            && p > 0
-            && lower.as_bytes()[p - 1].is_ascii_alphanumeric()
-        {
-            return true;
-        }
-    }
-    false
-}
+// ---------------------------------------------------------------- features
 
 /// A lowercased link without its scheme and "www." prefix.
 fn strip_scheme(lower: &str) -> &str {
@@ -325,11 +298,13 @@ fn strip_scheme(lower: &str) -> &str {
         .trim_start_matches("www.")
 }
 
-fn url_domain(tok: &str) -> String {
-    let t = tok.to_ascii_lowercase();
-    let t = strip_scheme(&t);
-    let end = t.find(['/', '?', '#', ')', ']', '"']).unwrap_or(t.len());
-    t[..end].trim_end_matches(['.', ',', '!']).to_string()
+fn url_domain(link: &str) -> String {
+    let lower = link.to_ascii_lowercase();
+    let rest = strip_scheme(&lower);
+    let end = rest
+        .find(['/', '?', '#', ')', ']', '"', ':'])
+        .unwrap_or(rest.len());
+    rest[..end].trim_end_matches(['.', ',', '!']).to_string()
 }
 
 /// "3:40", "1:02:33" (video time references), surrounding punctuation allowed.
@@ -368,74 +343,338 @@ fn bucket(x: usize, bounds: &[usize]) -> u8 {
     bounds.iter().position(|&b| x < b).unwrap_or(bounds.len()) as u8
 }
 
-/// Feature extraction shared by training and inference.
-/// Appends (bucket index, value) pairs to `out` (duplicates allowed; they add up).
+/// Namespace scales (tuned by cross-validation): words, character n-grams,
+/// shape and rustrict signals.
+const WORD_SCALE: f32 = 1.0;
+const CHAR_SCALE: f32 = 1.5;
+const SIGNAL_SCALE: f32 = 0.5;
+/// Character n-grams are read from at most this many bytes of words, so a
+/// long text costs what a long comment costs.
+const MAX_NGRAM_BYTES: usize = 4096;
+
+/// Counts of the text's shape, gathered while its words are read.
+#[derive(Default)]
+struct Shape {
+    links: usize,
+    mentions: usize,
+    exclamations: usize,
+    questions: usize,
+    letters: usize,
+    capitals: usize,
+    digit_runs: usize,
+    non_ascii: usize,
+    timestamps: usize,
+}
+
+/// Feature extraction shared by training and inference: appends (bucket
+/// index, value) pairs to `out` (duplicates allowed; they add up).
 ///
 /// With `FLAG_RUSTRICT`, rustrict's analysis of the text is a feature: pass
 /// it as `rustrict` when the caller already has it (the pipeline does), or
 /// `None` to have it computed here the same way ([`super::screening_type`]).
 pub fn extract(
-    text: &str,
+    text: &Normalized,
     flags: u8,
     hash_bits: u8,
     rustrict: Option<Type>,
     out: &mut Vec<(u32, f32)>,
 ) {
-    // namespace scales (tuned by LOVO / 5-fold CV): words, char n-grams, shape+rustrict signals
-    let (kw, kc, ks) = (1.0f32, 1.5f32, 0.5f32);
     let mask = bucket_mask(hash_bits);
-    let mut clean = String::with_capacity(text.len() + 8);
-    clean_html(text, &mut clean);
-
-    // words: lowercase alnum runs (apostrophes dropped), repeats >2 collapsed
-    let mut words = String::with_capacity(clean.len() + 2); // " w1 w2 ... "
-    let want_rr = flags & FLAG_RUSTRICT != 0;
-    let (mut n_url, mut n_ment, mut n_excl, mut n_q) = (0usize, 0usize, 0usize, 0usize);
-    let (mut letters, mut caps, mut digit_runs, mut nonascii) = (0usize, 0usize, 0usize, 0usize);
-    let mut n_ts = 0usize;
-    let d_ns = ns(b'd');
-    let push = |out: &mut Vec<(u32, f32)>, h: u64, v: f32| out.push((finish(h, mask), v));
+    let mut shape = Shape::default();
+    let mut words = String::with_capacity(text.text().len() + 2); // " w1 w2 ... "
     words.push(' ');
-    for tok in clean.split_whitespace() {
-        if is_url(tok) {
-            n_url += 1;
-            let dom = url_domain(tok);
-            push(out, h_bytes(d_ns, dom.as_bytes()), 1.0);
-            // registrable part: last two labels
-            let reg = registrable(&dom);
-            if let Some(reg) = &reg {
-                push(out, h_bytes(ns(b'D'), reg.as_bytes()), 1.0);
+    for piece in text.pieces() {
+        match piece {
+            // Sources people cite (government, universities, reference
+            // works) are discussion, not promotion: a word of their own and
+            // no link signals.
+            Piece::Link(link) if is_reference_link(link) => words.push_str("xrefx "),
+            Piece::Link(link) => {
+                shape.links += 1;
+                link_features(link, mask, out);
+                words.push_str("xurlx ");
             }
-            // first path segment and query keys ("youtube.com/watch", "q:t")
-            let low = tok.to_ascii_lowercase();
-            let rest = strip_scheme(&low);
-            if let Some(p) = rest.find('/') {
-                let path = &rest[p + 1..];
-                let seg_end = path.find(['/', '?', '#', '&']).unwrap_or(path.len());
-                let seg = &path[..seg_end];
-                let seg = if seg.len() > 12 { "long" } else { seg };
-                let reg = reg.as_deref().unwrap_or(&dom);
-                let h = h_bytes(h_bytes(ns(b'p'), reg.as_bytes()), seg.as_bytes());
-                push(out, h, 1.0);
-                for kv in path.split(['?', '&', '#']).skip(1) {
-                    let key = kv.split('=').next().unwrap_or("");
-                    if !key.is_empty() && key.len() < 10 {
-                        push(out, h_bytes(ns(b'q'), key.as_bytes()), 1.0);
-                    }
+            Piece::Mention(_) => {
+                shape.mentions += 1;
+                words.push_str("xatx ");
+            }
+            Piece::Text(plain) => read_words(plain, &mut words, &mut shape),
+        }
+    }
+    if flags & FLAG_CONTENT_WORDS != 0 {
+        words = content_words(&words);
+    }
+    word_features(&words, mask, out);
+    char_ngram_features(&words, mask, out);
+    shape_features(text.text(), &shape, mask, out);
+    if flags & FLAG_RUSTRICT != 0 {
+        let analysis = rustrict.unwrap_or_else(|| super::screening_type(text));
+        rustrict_features(analysis, mask, out);
+    }
+}
+
+/// English function words and mild swear words, skipped with
+/// [`FLAG_CONTENT_WORDS`].
+const FUNCTION_WORDS: &[&str] = &[
+    "a",
+    "about",
+    "above",
+    "after",
+    "again",
+    "against",
+    "all",
+    "also",
+    "am",
+    "an",
+    "and",
+    "any",
+    "are",
+    "as",
+    "at",
+    "be",
+    "because",
+    "been",
+    "before",
+    "being",
+    "below",
+    "between",
+    "both",
+    "but",
+    "by",
+    "can",
+    "could",
+    "did",
+    "do",
+    "does",
+    "doing",
+    "down",
+    "during",
+    "each",
+    "even",
+    "ever",
+    "every",
+    "few",
+    "for",
+    "from",
+    "further",
+    "had",
+    "has",
+    "have",
+    "having",
+    "he",
+    "her",
+    "here",
+    "hers",
+    "herself",
+    "him",
+    "himself",
+    "his",
+    "how",
+    "i",
+    "if",
+    "in",
+    "into",
+    "is",
+    "it",
+    "its",
+    "itself",
+    "just",
+    "let",
+    "lets",
+    "may",
+    "me",
+    "might",
+    "more",
+    "most",
+    "much",
+    "must",
+    "my",
+    "myself",
+    "no",
+    "nor",
+    "not",
+    "now",
+    "of",
+    "off",
+    "on",
+    "once",
+    "one",
+    "only",
+    "or",
+    "other",
+    "our",
+    "ours",
+    "ourselves",
+    "out",
+    "over",
+    "own",
+    "same",
+    "she",
+    "should",
+    "so",
+    "some",
+    "such",
+    "than",
+    "that",
+    "thats",
+    "the",
+    "their",
+    "theirs",
+    "them",
+    "themselves",
+    "then",
+    "there",
+    "these",
+    "they",
+    "this",
+    "those",
+    "through",
+    "to",
+    "too",
+    "under",
+    "until",
+    "up",
+    "us",
+    "very",
+    "was",
+    "we",
+    "were",
+    "what",
+    "when",
+    "where",
+    "which",
+    "while",
+    "who",
+    "whom",
+    "why",
+    "will",
+    "with",
+    "would",
+    "yet",
+    "you",
+    "your",
+    "yours",
+    "yourself",
+    "yourselves",
+    "im",
+    "ive",
+    "id",
+    "ill",
+    "youre",
+    "youve",
+    "hes",
+    "shes",
+    "its",
+    "were",
+    "theyre",
+    "dont",
+    "doesnt",
+    "didnt",
+    "isnt",
+    "arent",
+    "wasnt",
+    "werent",
+    "wont",
+    "cant",
+    "couldnt",
+    "shouldnt",
+    "wouldnt",
+    "thing",
+    "things",
+    "get",
+    "got",
+    "make",
+    "made",
+    "see",
+    "say",
+    "said",
+    "know",
+    "think",
+    "people",
+    "way",
+    "well",
+    "still",
+    "really",
+    "many",
+    // Mild swearing is the profanity filter's call (approved by default).
+    "damn",
+    "damned",
+    "dammit",
+    "hell",
+    "crap",
+    "crappy",
+    "heck",
+    "darn",
+    "bloody",
+    "sucks",
+];
+
+/// `words` (" w1 w2 ... ") without function words.
+fn content_words(words: &str) -> String {
+    let mut kept = String::with_capacity(words.len());
+    kept.push(' ');
+    for word in words.split_ascii_whitespace() {
+        if !FUNCTION_WORDS.contains(&word) {
+            kept.push_str(word);
+            kept.push(' ');
+        }
+    }
+    kept
+}
+
+/// A link to a source people cite rather than sell: a government,
+/// university, military or international body's domain, or Wikipedia.
+fn is_reference_link(link: &str) -> bool {
+    let domain = url_domain(link);
+    let labels: Vec<&str> = domain.rsplit('.').collect();
+    let institutional = |label: &str| matches!(label, "gov" | "edu" | "mil" | "int" | "gc" | "ac");
+    match labels.as_slice() {
+        [tld, ..] if institutional(tld) => true,
+        // gov.uk, gc.ca, ac.nz, edu.au
+        [tld, second, ..] if tld.len() == 2 && institutional(second) => true,
+        [_, name, ..] => *name == "wikipedia",
+        _ => false,
+    }
+}
+
+/// A link's domain, registrable domain, first path segment and query keys
+/// ("youtube.com/watch", "q:t").
+fn link_features(link: &str, mask: u32, out: &mut Vec<(u32, f32)>) {
+    let mut push = |h: u64| out.push((finish(h, mask), 1.0));
+    let domain = url_domain(link);
+    push(h_bytes(ns(b'd'), domain.as_bytes()));
+    let reg = registrable(&domain);
+    if let Some(reg) = &reg {
+        push(h_bytes(ns(b'D'), reg.as_bytes()));
+    }
+    let lower = link.to_ascii_lowercase();
+    let rest = strip_scheme(&lower);
+    match rest.find('/') {
+        Some(p) => {
+            let path = &rest[p + 1..];
+            let seg_end = path.find(['/', '?', '#', '&']).unwrap_or(path.len());
+            let seg = &path[..seg_end];
+            let seg = if seg.len() > 12 { "long" } else { seg };
+            let reg = reg.as_deref().unwrap_or(&domain);
+            push(h_bytes(h_bytes(ns(b'p'), reg.as_bytes()), seg.as_bytes()));
+            for kv in path.split(['?', '&', '#']).skip(1) {
+                let key = kv.split('=').next().unwrap_or("");
+                if !key.is_empty() && key.len() < 10 {
+                    push(h_bytes(ns(b'q'), key.as_bytes()));
                 }
-            } else {
-                push(out, h_bytes(ns(b'p'), b"<root>"), 1.0);
             }
-            words.push_str("xurlx ");
-            continue;
         }
-        if tok.len() > 1 && tok.starts_with('@') {
-            n_ment += 1;
-            words.push_str("xatx ");
-            continue;
-        }
+        None => push(h_bytes(ns(b'p'), b"<root>")),
+    }
+}
+
+/// Appends the lowercase words of `plain` to `words` (apostrophes dropped,
+/// letters repeated more than twice collapsed, plain numbers as a length
+/// token) and counts its shape.
+fn read_words(plain: &str, words: &mut String, shape: &mut Shape) {
+    for tok in plain.split_whitespace() {
         if is_timestamp(tok) {
-            n_ts += 1;
+            shape.timestamps += 1;
         }
         let mut prev_digit = false;
         let mut in_word = false;
@@ -444,16 +683,16 @@ pub fn extract(
         let mut wstart = words.len();
         for ch in tok.chars() {
             if ch == '!' {
-                n_excl += 1;
+                shape.exclamations += 1;
             } else if ch == '?' {
-                n_q += 1;
+                shape.questions += 1;
             }
             if !ch.is_ascii() {
-                nonascii += 1;
+                shape.non_ascii += 1;
             }
             let d = ch.is_ascii_digit();
             if d && !prev_digit {
-                digit_runs += 1;
+                shape.digit_runs += 1;
             }
             prev_digit = d;
             if ch == '\'' || ch == '\u{2019}' {
@@ -461,9 +700,9 @@ pub fn extract(
             }
             if ch.is_alphanumeric() {
                 if ch.is_alphabetic() {
-                    letters += 1;
+                    shape.letters += 1;
                     if ch.is_uppercase() {
-                        caps += 1;
+                        shape.capitals += 1;
                     }
                 }
                 if !in_word {
@@ -475,9 +714,7 @@ pub fn extract(
                 }
                 for lc in ch.to_lowercase() {
                     if lc == last {
-                        // Wrapping, as release builds always did: a run of
-                        // 258+ equal letters keeps one more every 256.
-                        rep = rep.wrapping_add(1);
+                        rep = rep.saturating_add(1);
                         if rep >= 2 {
                             continue;
                         }
@@ -492,15 +729,17 @@ pub fn extract(
                 }
             } else if in_word {
                 in_word = false;
-                finish_word(&mut words, wstart, all_digits);
+                finish_word(words, wstart, all_digits);
             }
         }
         if in_word {
-            finish_word(&mut words, wstart, all_digits);
+            finish_word(words, wstart, all_digits);
         }
     }
+}
 
-    // ---- word unigrams + bigrams
+/// Word unigrams and bigrams.
+fn word_features(words: &str, mask: u32, out: &mut Vec<(u32, f32)>) {
     let w_ns = ns(b'w');
     let b_ns = ns(b'b');
     let start = out.len();
@@ -514,12 +753,15 @@ pub fn extract(
         out.push((finish(h, mask), 1.0));
         prev = Some(w);
     }
-    normalise(&mut out[start..], kw);
+    normalise(&mut out[start..], WORD_SCALE);
+}
 
-    // ---- char 3..5-grams over " w1 w2 ... " (bytes)
+/// Character 3–5-grams over " w1 w2 ... " (bytes), from the first
+/// [`MAX_NGRAM_BYTES`].
+fn char_ngram_features(words: &str, mask: u32, out: &mut Vec<(u32, f32)>) {
     let c_ns = ns(b'c');
     let start = out.len();
-    let wb = words.as_bytes();
+    let wb = &words.as_bytes()[..words.len().min(MAX_NGRAM_BYTES)];
     let collapsed: &[u8] = if wb.len() > 1 { wb } else { b"  " };
     for i in 0..collapsed.len() {
         let mut h = c_ns;
@@ -533,66 +775,67 @@ pub fn extract(
             }
         }
     }
-    normalise(&mut out[start..], kc);
+    normalise(&mut out[start..], CHAR_SCALE);
+}
 
-    // ---- shape signals
-    let mut sig = |name: &[u8], b: u8| out.push((finish(h_signal(name, b), mask), ks));
+/// Length, capitals, links, mentions, punctuation, digits, other scripts.
+fn shape_features(text: &str, shape: &Shape, mask: u32, out: &mut Vec<(u32, f32)>) {
+    let mut sig = |name: &[u8], b: u8| out.push((finish(h_signal(name, b), mask), SIGNAL_SCALE));
     sig(
         b"len",
-        bucket(clean.trim().len(), &[16, 32, 64, 128, 256, 512]),
+        bucket(text.trim().len(), &[16, 32, 64, 128, 256, 512]),
     );
-    if letters >= 4 {
-        sig(b"caps", bucket(caps * 100 / letters, &[5, 15, 35, 70]));
+    if shape.letters >= 4 {
+        sig(
+            b"caps",
+            bucket(shape.capitals * 100 / shape.letters, &[5, 15, 35, 70]),
+        );
     }
-    sig(b"url", n_url.min(2) as u8);
-    sig(b"ment", n_ment.min(2) as u8);
-    sig(b"excl", bucket(n_excl, &[1, 2, 4]));
-    sig(b"q", n_q.min(2) as u8);
-    if n_ts > 0 {
+    sig(b"url", shape.links.min(2) as u8);
+    sig(b"ment", shape.mentions.min(2) as u8);
+    sig(b"excl", bucket(shape.exclamations, &[1, 2, 4]));
+    sig(b"q", shape.questions.min(2) as u8);
+    if shape.timestamps > 0 {
         sig(b"ts", 1);
     }
-    sig(b"digr", bucket(digit_runs, &[1, 2, 4]));
-    if nonascii > 0 {
-        sig(b"nonascii", bucket(nonascii, &[2, 6]));
+    sig(b"digr", bucket(shape.digit_runs, &[1, 2, 4]));
+    if shape.non_ascii > 0 {
+        sig(b"nonascii", bucket(shape.non_ascii, &[2, 6]));
     }
+}
 
-    // ---- rustrict category x severity
-    if want_rr {
-        let typ = rustrict.unwrap_or_else(|| super::screening_type(text));
-        let r_ns = ns(b'r');
-        let cats = [
-            Type::PROFANE,
-            Type::OFFENSIVE,
-            Type::SEXUAL,
-            Type::MEAN,
-            Type::EVASIVE,
-        ];
-        let sevs = [Type::MILD, Type::MODERATE, Type::SEVERE];
-        let mut rsig = |a: u8, b: u8| {
-            let h = h_bytes(r_ns, &[a, b]);
-            out.push((finish(h, mask), 1.0));
-        };
-        let mut any = false;
-        for (ci, &c) in cats.iter().enumerate() {
-            for (si, &s) in sevs.iter().enumerate() {
-                if typ.is(c & s) {
-                    rsig(ci as u8, si as u8);
-                    any = true;
-                }
+/// rustrict's category × severity findings.
+fn rustrict_features(analysis: Type, mask: u32, out: &mut Vec<(u32, f32)>) {
+    let r_ns = ns(b'r');
+    let cats = [
+        Type::PROFANE,
+        Type::OFFENSIVE,
+        Type::SEXUAL,
+        Type::MEAN,
+        Type::EVASIVE,
+    ];
+    let sevs = [Type::MILD, Type::MODERATE, Type::SEVERE];
+    let mut rsig = |a: u8, b: u8| out.push((finish(h_bytes(r_ns, &[a, b]), mask), 1.0));
+    let mut any = false;
+    for (ci, &c) in cats.iter().enumerate() {
+        for (si, &s) in sevs.iter().enumerate() {
+            if analysis.is(c & s) {
+                rsig(ci as u8, si as u8);
+                any = true;
             }
         }
-        if typ.is(Type::INAPPROPRIATE) {
-            rsig(b'I', 0);
-        }
-        if !any {
-            rsig(b'N', 0);
-        }
-        if typ.is(Type::SAFE) {
-            rsig(b'S', 0);
-        }
-        if typ.is(Type::SPAM) {
-            rsig(b'P', 0);
-        }
+    }
+    if analysis.is(Type::INAPPROPRIATE) {
+        rsig(b'I', 0);
+    }
+    if !any {
+        rsig(b'N', 0);
+    }
+    if analysis.is(Type::SAFE) {
+        rsig(b'S', 0);
+    }
+    if analysis.is(Type::SPAM) {
+        rsig(b'P', 0);
     }
 }
 
@@ -633,8 +876,13 @@ mod tests {
     use super::*;
 
     /// The embedded models, by name.
-    fn embedded() -> [(&'static str, Model); 2] {
-        [("spam", SPAM_MODEL), ("offensive", OFFENSIVE_MODEL)].map(|(name, bytes)| {
+    fn embedded() -> [(&'static str, Model); 3] {
+        [
+            ("spam", SPAM_MODEL),
+            ("offensive", OFFENSIVE_MODEL),
+            ("toxicity", TOXICITY_MODEL),
+        ]
+        .map(|(name, bytes)| {
             let model = Model::from_bytes(bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
             (name, model)
         })
@@ -642,10 +890,15 @@ mod tests {
 
     #[test]
     fn embedded_models_load_and_round_trip() {
-        let [(_, spam), (_, offensive)] = embedded();
+        let [(_, spam), (_, offensive), (_, toxicity)] = embedded();
         assert_eq!(spam.flags, 0);
         assert_eq!(offensive.flags, FLAG_RUSTRICT);
-        for (model, bytes) in [(&spam, SPAM_MODEL), (&offensive, OFFENSIVE_MODEL)] {
+        assert_eq!(toxicity.flags, FLAG_RUSTRICT | FLAG_CONTENT_WORDS);
+        for (model, bytes) in [
+            (&spam, SPAM_MODEL),
+            (&offensive, OFFENSIVE_MODEL),
+            (&toxicity, TOXICITY_MODEL),
+        ] {
             assert_eq!(model.weights.len(), 1 << model.hash_bits);
             assert!(model.threshold > 0.0 && model.threshold < 1.0, "{model:?}");
             assert_eq!(model.to_bytes(), bytes);
@@ -653,8 +906,41 @@ mod tests {
     }
 
     #[test]
+    fn a_model_file_of_the_old_format_is_refused_with_a_clear_error() {
+        let mut old = SPAM_MODEL.to_vec();
+        old[..4].copy_from_slice(b"CFM1");
+        let error = Model::from_bytes(&old).unwrap_err().context("spam model");
+        let message = error.to_string();
+        assert!(message.starts_with("spam model: "), "{message}");
+        assert!(message.contains("CFM1 is no longer supported"), "{message}");
+        assert!(message.contains("retrain"), "{message}");
+    }
+
+    #[test]
+    fn reference_links_are_told_from_other_links() {
+        for link in [
+            "https://www.bls.gov/cpi.htm",
+            "census.gov",
+            "https://www.gov.uk/x",
+            "https://www150.statcan.gc.ca/n1/",
+            "http://www.ox.ac.uk",
+            "https://en.wikipedia.org/wiki/Vote",
+        ] {
+            assert!(is_reference_link(link), "{link}");
+        }
+        for link in [
+            "http://bit.ly/x",
+            "www.example.org",
+            "youtube.com/channel/x",
+            "gov.example.com",
+        ] {
+            assert!(!is_reference_link(link), "{link}");
+        }
+    }
+
+    #[test]
     fn truncated_or_garbage_bytes_are_errors() {
-        for bytes in [SPAM_MODEL, OFFENSIVE_MODEL] {
+        for bytes in [SPAM_MODEL, OFFENSIVE_MODEL, TOXICITY_MODEL] {
             // Proper prefixes: too short, or cut inside a varint or weight.
             let spread = (24..bytes.len()).step_by(bytes.len() / 64);
             for len in (0..40).chain(spread).chain([bytes.len() - 1]) {
@@ -676,7 +962,7 @@ mod tests {
             assert!(Model::from_bytes(&too_many).is_err());
         }
         let header = |n: u32, rest: &[u8]| {
-            let mut b = b"CFM1\x0a\x00\x00\x00".to_vec();
+            let mut b = b"CFM2\x0a\x00\x00\x00".to_vec();
             for v in [0f32, 1.0, 0.5] {
                 b.extend_from_slice(&v.to_le_bytes());
             }
@@ -701,7 +987,7 @@ mod tests {
                 })
                 .collect();
             assert!(Model::from_bytes(&garbage).is_err(), "{len} bytes");
-            let mut magic = b"CFM1\x12".to_vec();
+            let mut magic = b"CFM2\x12".to_vec();
             magic.extend_from_slice(&garbage);
             // Must not panic; garbage almost never forms a valid model.
             let _ = Model::from_bytes(&magic);
@@ -772,11 +1058,12 @@ mod tests {
         ];
         for (name, model) in embedded() {
             for text in &inputs {
+                let text = &Normalized::new(text);
                 let score = model.score(text);
                 assert!(
                     score.is_finite() && (0.0..=1.0).contains(&score),
                     "{name}: {score} for {:?}",
-                    text.chars().take(40).collect::<String>()
+                    text.text().chars().take(40).collect::<String>()
                 );
                 let _ = model.is_flagged(text);
                 let _ = model.top_words(text, 3);

@@ -8,8 +8,8 @@
 //! pipeline (MB/s and comments/s on one thread) with latency percentiles.
 //!
 //! With cross-validation, each fold's model is trained on the other folds
-//! only (`crate::training::folds`), so no figure comes from a comment the
-//! model was trained on.
+//! only ([`super::folds`]), so no figure comes from a comment the model was
+//! trained on.
 
 use std::{
     fmt,
@@ -17,10 +17,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+use super::{self as training, LabeledComment, ModelKind};
 use crate::{
     domain::{CommentText, Decision, Filter},
-    moderation::{Models, Pipeline, ProfanityPolicy, SpamPolicy, TermList},
-    training::{self, LabeledComment, ModelKind},
+    screening::{Models, Pipeline, ProfanityPolicy, SpamPolicy, TermList, ToxicityPolicy},
 };
 
 /// A confusion matrix plus timing.
@@ -93,6 +93,16 @@ impl Metrics {
         self.latencies[index]
     }
 
+    /// Counts one judged item.
+    pub fn count(&mut self, flagged: bool, positive: bool) {
+        match (flagged, positive) {
+            (true, true) => self.true_positives += 1,
+            (true, false) => self.false_positives += 1,
+            (false, false) => self.true_negatives += 1,
+            (false, true) => self.false_negatives += 1,
+        }
+    }
+
     /// Adds another fold's counts.
     pub fn merge(&mut self, other: Metrics) {
         self.true_positives += other.true_positives;
@@ -137,11 +147,14 @@ impl fmt::Display for Metrics {
     }
 }
 
-/// The filter whose reasons count as "flagged" for a kind of data.
-pub fn filter_of(kind: ModelKind) -> Filter {
+/// The filters whose reasons count as "flagged" for a kind of data: for
+/// toxicity, whatever holds or rejects an uncivil comment (the toxicity
+/// model or the profanity filter).
+pub fn filters_of(kind: ModelKind) -> &'static [Filter] {
     match kind {
-        ModelKind::Spam => Filter::Spam,
-        ModelKind::Offensive => Filter::Profanity,
+        ModelKind::Spam => &[Filter::Spam],
+        ModelKind::Offensive => &[Filter::Profanity],
+        ModelKind::Toxicity => &[Filter::Toxicity, Filter::Profanity],
     }
 }
 
@@ -150,45 +163,89 @@ pub fn pipeline_with(models: Models) -> Pipeline {
     Pipeline::new(
         ProfanityPolicy::default(),
         SpamPolicy::default(),
+        ToxicityPolicy::default(),
         Arc::new(TermList::default()),
         models,
     )
 }
 
-/// Screens every item and counts how `filter` judged it.
-pub fn evaluate(pipeline: &Pipeline, filter: Filter, items: &[&LabeledComment]) -> Metrics {
+/// Whether the pipeline flagged one comment through one of `filters`:
+/// not approved, with a non-approving reason from one of them.
+pub fn flagged(pipeline: &Pipeline, filters: &[Filter], text: &str) -> Option<bool> {
+    let text = CommentText::parse(text, usize::MAX).ok()?;
+    let verdict = pipeline.screen(None, &text);
+    Some(
+        verdict.decision != Decision::Approved
+            && verdict
+                .reasons
+                .iter()
+                .any(|r| filters.contains(&r.filter) && r.decision != Decision::Approved),
+    )
+}
+
+/// Screens every item and counts how `filters` judged it.
+pub fn evaluate(pipeline: &Pipeline, filters: &[Filter], items: &[&LabeledComment]) -> Metrics {
+    evaluate_each(pipeline, filters, items, |_, _| {})
+}
+
+/// [`evaluate`], telling `each` how every screened item was judged.
+fn evaluate_each(
+    pipeline: &Pipeline,
+    filters: &[Filter],
+    items: &[&LabeledComment],
+    mut each: impl FnMut(&LabeledComment, bool),
+) -> Metrics {
     let mut metrics = Metrics::default();
     for item in items {
-        let Ok(text) = CommentText::parse(&item.text, usize::MAX) else {
+        let started = Instant::now();
+        let Some(flagged) = flagged(pipeline, filters, &item.text) else {
             metrics.skipped += 1;
             continue;
         };
-        let started = Instant::now();
-        let verdict = pipeline.screen(None, &text);
         let took = started.elapsed();
         metrics.elapsed += took;
         metrics.latencies.push(took);
         metrics.bytes += item.text.len() as u64;
-        let flagged = verdict.decision != Decision::Approved
-            && verdict
-                .reasons
-                .iter()
-                .any(|r| r.filter == filter && r.decision != Decision::Approved);
-        match (flagged, item.positive) {
-            (true, true) => metrics.true_positives += 1,
-            (true, false) => metrics.false_positives += 1,
-            (false, false) => metrics.true_negatives += 1,
-            (false, true) => metrics.false_negatives += 1,
-        }
+        metrics.count(flagged, item.positive);
+        each(item, flagged);
     }
     metrics.latencies.sort();
     metrics
 }
 
+/// Figures of one part of the items (a data set, or its unanimous rows).
+#[derive(Debug, Clone, Default)]
+pub struct Breakdown {
+    pub parts: Vec<(String, Metrics)>,
+}
+
+impl Breakdown {
+    fn add(&mut self, part: String, flagged: bool, positive: bool) {
+        let index = match self.parts.iter().position(|(name, _)| *name == part) {
+            Some(index) => index,
+            None => {
+                self.parts.push((part, Metrics::default()));
+                self.parts.len() - 1
+            }
+        };
+        self.parts[index].1.count(flagged, positive);
+    }
+
+    /// The figures of one part, by name.
+    pub fn get(&self, part: &str) -> Option<&Metrics> {
+        self.parts
+            .iter()
+            .find(|(name, _)| name == part)
+            .map(|(_, m)| m)
+    }
+}
+
 /// Cross-validated figures: each fold is screened by a pipeline whose model
-/// for `kind` was trained on the other folds only.
-pub fn cross_validate(kind: ModelKind, items: &[LabeledComment], k: usize) -> Metrics {
+/// for `kind` was trained on the other folds only. Returns the figures of
+/// every scored item and per source (`source`, and `source/unanimous`).
+pub fn cross_validate(kind: ModelKind, items: &[LabeledComment], k: usize) -> (Metrics, Breakdown) {
     let mut total = Metrics::default();
+    let mut breakdown = Breakdown::default();
     for (train, test) in training::folds(kind, items, k) {
         let training_set: Vec<LabeledComment> = train.iter().map(|&i| items[i].clone()).collect();
         let model = Some(Arc::new(training::train(kind, &training_set)));
@@ -196,11 +253,50 @@ pub fn cross_validate(kind: ModelKind, items: &[LabeledComment], k: usize) -> Me
         match kind {
             ModelKind::Spam => models.spam = model,
             ModelKind::Offensive => models.offensive = model,
+            ModelKind::Toxicity => models.toxicity = model,
         }
+        let pipeline = pipeline_with(models);
         let test_set: Vec<&LabeledComment> = test.iter().map(|&i| &items[i]).collect();
-        total.merge(evaluate(&pipeline_with(models), filter_of(kind), &test_set));
+        total.merge(evaluate_each(
+            &pipeline,
+            filters_of(kind),
+            &test_set,
+            |item, flagged| {
+                breakdown.add(item.source.to_owned(), flagged, item.positive);
+                if item.unanimous && item.source == "civil-comments" {
+                    breakdown.add(format!("{}/unanimous", item.source), flagged, item.positive);
+                }
+            },
+        ));
     }
-    total
+    (total, breakdown)
+}
+
+/// Ordinary comments (one a line, `#` lines skipped) screened by the whole
+/// pipeline: how many are approved, and the text and reasons of the others.
+pub fn ordinary(pipeline: &Pipeline, lines: &str) -> (usize, Vec<String>) {
+    let mut total = 0;
+    let mut not_approved = Vec::new();
+    for line in lines.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Ok(text) = CommentText::parse(line, usize::MAX) else {
+            continue;
+        };
+        total += 1;
+        let verdict = pipeline.screen(None, &text);
+        if verdict.decision != Decision::Approved {
+            let codes: Vec<String> = verdict
+                .reasons
+                .iter()
+                .filter(|r| r.decision != Decision::Approved)
+                .map(|r| r.message.clone())
+                .collect();
+            not_approved.push(format!("{line}  [{}]", codes.join(" ")));
+        }
+    }
+    (total, not_approved)
 }
 
 /// Latency of the whole pipeline on comments of about `size` bytes, made by
@@ -221,13 +317,12 @@ pub fn sized_latency(pipeline: &Pipeline, items: &[LabeledComment], size: usize)
             current.truncate(cut);
             joined.push(LabeledComment {
                 text: std::mem::take(&mut current),
-                positive: false,
-                group: 0,
+                ..LabeledComment::default()
             });
         }
     }
     let refs: Vec<&LabeledComment> = joined.iter().collect();
-    evaluate(pipeline, Filter::Profanity, &refs)
+    evaluate(pipeline, &[Filter::Profanity], &refs)
 }
 
 #[cfg(test)]
@@ -255,14 +350,17 @@ mod tests {
         let spam = LabeledComment {
             text: "fuck you, go kill yourself".to_owned(),
             positive: true,
-            group: 0,
+            ..LabeledComment::default()
         };
         let items = [&spam];
         // Rejected for profanity: flagged by the profanity filter, not spam.
         assert_eq!(
-            evaluate(&pipeline, Filter::Profanity, &items).true_positives,
+            evaluate(&pipeline, &[Filter::Profanity], &items).true_positives,
             1
         );
-        assert_eq!(evaluate(&pipeline, Filter::Spam, &items).false_negatives, 1);
+        assert_eq!(
+            evaluate(&pipeline, &[Filter::Spam], &items).false_negatives,
+            1
+        );
     }
 }

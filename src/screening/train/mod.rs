@@ -1,6 +1,7 @@
 //! Training the learned comment classifiers (see
-//! [`crate::moderation::classifier`]) from labeled data; used by the
-//! `commentd train` and `commentd eval` subcommands.
+//! [`crate::screening::classifier`]) from labeled data; used by the
+//! `commentd-train` binary (`train` and `eval`), built with the `train`
+//! feature so that the server never links the CSV reader.
 //!
 //! # Data
 //! - Spam: the YouTube Spam Collection (T. C. Alberto, J. V. Lochter,
@@ -11,6 +12,16 @@
 //!   "Automated Hate Speech Detection and the Problem of Offensive Language",
 //!   ICWSM 2017 (MIT licence), read by [`load_davidson`]. Hate speech and
 //!   offensive language are both positive; "neither" is negative.
+//! - Toxicity (news incivility): posts from news sites' comment sections
+//!   rated toxic (Civil Comments / Toxic Spans, J. Pavlopoulos et al., ACL
+//!   2022; CC0), read by [`load_civil_toxic`], against clean text: the
+//!   legitimate YouTube comments, the "neither" tweets and plain news text
+//!   (one article or paragraph a line, read by [`load_clean_text`] and cut
+//!   into comment-sized pieces). The clean news text keeps the model from
+//!   learning "news vocabulary = toxic", since the news posts have no clean
+//!   class of their own.
+//! - Rows marked `training_only` are used to train and never scored (the
+//!   spam model tried clean news text that way; see docs/FILTERS.md).
 //!
 //! # Model
 //! Logistic regression over the classifier's hashed features (2^18 buckets),
@@ -43,13 +54,19 @@
 //! Training is deterministic: the same rows in the same order give the same
 //! model file, whatever the number of threads.
 
+pub mod commands;
+pub mod eval;
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::moderation::classifier::{self, FLAG_RUSTRICT, Model};
+use crate::screening::{
+    Normalized,
+    classifier::{self, FLAG_CONTENT_WORDS, FLAG_RUSTRICT, Model},
+};
 
 /// Hashed feature space: 2^18 buckets (256 KiB of i8 weights in memory).
 pub const HASH_BITS: u8 = 18;
@@ -58,6 +75,9 @@ pub const SPAM_MIN_PRECISION: f64 = 0.97;
 /// Offensive threshold rule: highest negative accuracy with at least this
 /// recall.
 pub const OFFENSIVE_MIN_RECALL: f64 = 0.978;
+/// Toxicity threshold rule: highest recall that flags at most this share of
+/// the clean texts (holding a reader's ordinary comment is the costly error).
+pub const TOXICITY_MAX_FALSE_POSITIVE_RATE: f64 = 0.005;
 /// Folds of the threshold-choosing cross-validation when it is stratified
 /// k-fold (always for offensive; for spam with fewer than two groups).
 pub const THRESHOLD_FOLDS: usize = 5;
@@ -97,6 +117,8 @@ pub enum ModelKind {
     Spam,
     /// Offensive language and hate speech.
     Offensive,
+    /// Incivility in news comments: insults, attacks, threats.
+    Toxicity,
 }
 
 impl ModelKind {
@@ -105,13 +127,14 @@ impl ModelKind {
         match self {
             Self::Spam => 0,
             Self::Offensive => FLAG_RUSTRICT,
+            Self::Toxicity => FLAG_RUSTRICT | FLAG_CONTENT_WORDS,
         }
     }
 
     fn ftrl(self) -> Ftrl {
         match self {
             Self::Spam => SPAM_FTRL,
-            Self::Offensive => OFFENSIVE_FTRL,
+            Self::Offensive | Self::Toxicity => OFFENSIVE_FTRL,
         }
     }
 
@@ -120,20 +143,30 @@ impl ModelKind {
         match self {
             Self::Spam => threshold_for_precision(scores, SPAM_MIN_PRECISION),
             Self::Offensive => threshold_for_recall(scores, OFFENSIVE_MIN_RECALL),
+            Self::Toxicity => {
+                threshold_for_false_positive_rate(scores, TOXICITY_MAX_FALSE_POSITIVE_RATE)
+            }
         }
     }
 }
 
 /// One labeled comment; `group` = source file index (spam: one per video) or
 /// fold.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct LabeledComment {
     /// The comment as published (HTML entities and tags included).
     pub text: String,
-    /// Spam, or offensive language / hate speech.
+    /// Spam, offensive language / hate speech, or toxic.
     pub positive: bool,
     /// Which source the comment came from; see [`folds`].
     pub group: usize,
+    /// The data set it came from, for figures per source.
+    pub source: &'static str,
+    /// Every rater agreed on the label (Civil Comments: no rater ticked
+    /// "not toxic"); true where a data set has one label per row.
+    pub unanimous: bool,
+    /// Used to train, never scored (see the module doc).
+    pub training_only: bool,
 }
 
 /// Reading a labeled data set failed.
@@ -182,6 +215,9 @@ pub fn load_youtube_spam(paths: &[PathBuf]) -> Result<Vec<LabeledComment>, Train
     for (group, path) in paths.iter().enumerate() {
         read_labeled_csv(path, group, "CONTENT", "CLASS", spam, &mut docs)?;
     }
+    for doc in &mut docs {
+        doc.source = "youtube";
+    }
     Ok(docs)
 }
 
@@ -200,7 +236,83 @@ pub fn load_davidson(paths: &[PathBuf]) -> Result<Vec<LabeledComment>, TrainingE
     for path in paths {
         read_labeled_csv(path, 0, "tweet", "class", offensive, &mut docs)?;
     }
+    for doc in &mut docs {
+        doc.source = "davidson";
+    }
     Ok(docs)
+}
+
+/// Civil Comments / Toxic Spans CSV (comment_id, text, raters,
+/// not_toxic_votes, ...): every post positive, `unanimous` when
+/// `not_toxic_votes` is 0. group = 0.
+pub fn load_civil_toxic(paths: &[PathBuf]) -> Result<Vec<LabeledComment>, TrainingError> {
+    let mut docs = Vec::new();
+    for path in paths {
+        let mut votes = Vec::new();
+        read_labeled_csv(
+            path,
+            0,
+            "text",
+            "not_toxic_votes",
+            |cell| {
+                let parsed = cell.parse::<u32>().ok();
+                votes.push(parsed == Some(0));
+                parsed.map(|_| true)
+            },
+            &mut docs,
+        )?;
+        let first = docs.len() - votes.len();
+        for (doc, unanimous) in docs[first..].iter_mut().zip(votes) {
+            doc.unanimous = unanimous;
+            doc.source = "civil-comments";
+        }
+    }
+    Ok(docs)
+}
+
+/// Longest clean piece cut from plain text, in bytes.
+const CLEAN_PIECE_BYTES: usize = 320;
+
+/// Plain clean text (one article or paragraph a line; lines starting with
+/// `#` skipped) cut at sentence ends into comment-sized pieces of at most
+/// [`CLEAN_PIECE_BYTES`] where sentences allow, all negative. group = 0.
+/// A file that is not UTF-8 is read as Latin-1.
+pub fn load_clean_text(paths: &[PathBuf]) -> Result<Vec<LabeledComment>, TrainingError> {
+    let mut docs = Vec::new();
+    for path in paths {
+        let bytes = std::fs::read(path).map_err(|source| TrainingError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        // Older corpora are Latin-1: read bytes that are not UTF-8 as such.
+        let text = String::from_utf8(bytes)
+            .unwrap_or_else(|error| error.into_bytes().iter().map(|&b| char::from(b)).collect());
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let mut piece = String::new();
+            for sentence in line.split_inclusive(". ") {
+                if !piece.is_empty() && piece.len() + sentence.len() > CLEAN_PIECE_BYTES {
+                    docs.push(clean_piece(std::mem::take(&mut piece)));
+                }
+                piece.push_str(sentence);
+            }
+            if !piece.trim().is_empty() {
+                docs.push(clean_piece(piece));
+            }
+        }
+    }
+    Ok(docs)
+}
+
+fn clean_piece(text: String) -> LabeledComment {
+    LabeledComment {
+        text: text.trim().to_owned(),
+        source: "clean-text",
+        unanimous: true,
+        ..LabeledComment::default()
+    }
 }
 
 /// Appends the comments of a CSV file with a header row to `docs`, in file
@@ -211,7 +323,7 @@ fn read_labeled_csv(
     group: usize,
     text_column: &'static str,
     label_column: &'static str,
-    label: impl Fn(&str) -> Option<bool>,
+    mut label: impl FnMut(&str) -> Option<bool>,
     docs: &mut Vec<LabeledComment>,
 ) -> Result<(), TrainingError> {
     let csv_error = |source| TrainingError::Csv {
@@ -252,6 +364,8 @@ fn read_labeled_csv(
             text,
             positive,
             group,
+            unanimous: true,
+            ..LabeledComment::default()
         });
     }
     Ok(())
@@ -268,8 +382,9 @@ fn read_labeled_csv(
 #[must_use]
 pub fn folds(kind: ModelKind, docs: &[LabeledComment], k: usize) -> Vec<(Vec<usize>, Vec<usize>)> {
     let by_group = kind == ModelKind::Spam && {
-        let first = docs.first().map(|d| d.group);
-        docs.iter().any(|d| Some(d.group) != first)
+        let mut scored = docs.iter().filter(|d| !d.training_only);
+        let first = scored.next().map(|d| d.group);
+        scored.any(|d| Some(d.group) != first)
     };
     let assignment = if by_group {
         group_assignment(docs)
@@ -278,18 +393,27 @@ pub fn folds(kind: ModelKind, docs: &[LabeledComment], k: usize) -> Vec<(Vec<usi
     };
     let n_folds = assignment.iter().max().map_or(0, |&f| f + 1);
     (0..n_folds)
-        .map(|fold| (0..docs.len()).partition::<Vec<usize>, _>(|&i| assignment[i] != fold))
+        .map(|fold| {
+            (0..docs.len())
+                .partition::<Vec<usize>, _>(|&i| docs[i].training_only || assignment[i] != fold)
+        })
         .filter(|(_, test)| !test.is_empty())
         .collect()
 }
 
 /// Fold of each comment for leave-one-group-out: the rank of its group.
 fn group_assignment(docs: &[LabeledComment]) -> Vec<usize> {
-    let mut rank: BTreeMap<usize, usize> = docs.iter().map(|d| (d.group, 0)).collect();
+    let mut rank: BTreeMap<usize, usize> = docs
+        .iter()
+        .filter(|d| !d.training_only)
+        .map(|d| (d.group, 0))
+        .collect();
     for (r, slot) in rank.values_mut().enumerate() {
         *slot = r;
     }
-    docs.iter().map(|d| rank[&d.group]).collect()
+    docs.iter()
+        .map(|d| rank.get(&d.group).copied().unwrap_or(0))
+        .collect()
 }
 
 /// Fold of each comment for stratified k-fold: each class shuffled (positives
@@ -370,7 +494,8 @@ fn featurize(docs: &[LabeledComment], flags: u8) -> Vec<Vec<(u32, f32)>> {
             .iter()
             .map(|doc| {
                 let mut features = Vec::new();
-                classifier::extract(&doc.text, flags, HASH_BITS, None, &mut features);
+                let text = Normalized::new(&doc.text);
+                classifier::extract(&text, flags, HASH_BITS, None, &mut features);
                 features
             })
             .collect::<Vec<_>>()
@@ -473,6 +598,27 @@ fn threshold_for_precision(scores: &[(f32, bool)], min_precision: f64) -> f32 {
         }
     }
     best
+}
+
+/// Toxicity rule: the lowest threshold (so the most positives flagged) that
+/// flags at most `max_rate` of the negatives; midway between the highest
+/// negative score it lets through and the next higher score.
+fn threshold_for_false_positive_rate(scores: &[(f32, bool)], max_rate: f64) -> f32 {
+    let mut negatives: Vec<f32> = scores.iter().filter(|s| !s.1).map(|s| s.0).collect();
+    negatives.sort_by(|a, b| b.total_cmp(a));
+    let allowed = (max_rate * negatives.len() as f64).floor() as usize;
+    match negatives.get(allowed) {
+        // Every negative at or below this score passes.
+        Some(&passing) => {
+            let above = scores
+                .iter()
+                .map(|s| s.0)
+                .filter(|&s| s > passing)
+                .reduce(f32::min);
+            above.map_or(passing + 1e-6, |above| 0.5 * (passing + above))
+        }
+        None => scores.iter().map(|s| s.0).reduce(f32::min).unwrap_or(0.5),
+    }
 }
 
 /// Offensive rule: the highest threshold (so the fewest negatives flagged)
@@ -590,6 +736,7 @@ mod tests {
                     text: templates[i % templates.len()].replace("{}", &(10 + i).to_string()),
                     positive,
                     group: i % 2,
+                    ..LabeledComment::default()
                 });
             }
         }
@@ -602,11 +749,14 @@ mod tests {
         let model = train(ModelKind::Spam, &docs);
         assert_eq!((model.hash_bits, model.flags), (HASH_BITS, 0));
         assert!(model.threshold > 0.0 && model.threshold < 1.0, "{model:?}");
+        let flagged = |text: &str| model.is_flagged(&Normalized::new(text));
         for doc in &docs {
-            assert_eq!(model.is_flagged(&doc.text), doc.positive, "{:?}", doc.text);
+            assert_eq!(flagged(&doc.text), doc.positive, "{:?}", doc.text);
         }
-        assert!(model.is_flagged("check out my channel and subscribe http://y.com/99"));
-        assert!(!model.is_flagged("i love this song, the chorus is beautiful"));
+        assert!(flagged(
+            "check out my channel and subscribe http://y.com/99"
+        ));
+        assert!(!flagged("i love this song, the chorus is beautiful"));
     }
 
     #[test]
@@ -630,13 +780,13 @@ mod tests {
             .map(|(text, positive)| LabeledComment {
                 text,
                 positive,
-                group: 0,
+                ..LabeledComment::default()
             })
             .collect();
         let model = train(ModelKind::Offensive, &docs);
         assert_eq!(model.flags, FLAG_RUSTRICT);
-        assert!(model.is_flagged("you stupid bitch"));
-        assert!(!model.is_flagged("a lovely morning at the beach"));
+        assert!(model.is_flagged(&Normalized::new("you stupid bitch")));
+        assert!(!model.is_flagged(&Normalized::new("a lovely morning at the beach")));
     }
 
     fn assert_partition(folds: &[(Vec<usize>, Vec<usize>)], n: usize) {
@@ -709,6 +859,54 @@ mod tests {
         assert!((threshold_for_recall(&scores, 1.0) - 0.4).abs() < 1e-6);
         assert!(threshold_for_recall(&[(0.9, false)], 0.978) > 0.9);
         assert!((threshold_for_recall(&[], 0.978) - 0.5).abs() < 1e-6);
+        // Negatives 0.7, 0.7, 0.2: at most a third flagged lets 0.7 through.
+        assert!((threshold_for_false_positive_rate(&scores, 0.34) - 0.75).abs() < 1e-6);
+        assert!((threshold_for_false_positive_rate(&scores, 0.0) - 0.75).abs() < 1e-6);
+        assert!((threshold_for_false_positive_rate(&scores, 0.67) - 0.4).abs() < 1e-6);
+    }
+
+    #[test]
+    fn training_only_rows_are_never_tested() {
+        let mut docs = synthetic();
+        for doc in docs.iter_mut().step_by(3) {
+            doc.training_only = true;
+        }
+        for kind in [ModelKind::Spam, ModelKind::Toxicity] {
+            for (train, test) in folds(kind, &docs, 5) {
+                assert!(test.iter().all(|&i| !docs[i].training_only));
+                assert!(
+                    docs.iter()
+                        .enumerate()
+                        .all(|(i, d)| !d.training_only || train.contains(&i))
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn loads_civil_comments_and_clean_text() -> Result<(), TrainingError> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let civil = write(
+            &dir,
+            "c.csv",
+            "comment_id,text,raters,not_toxic_votes,whole_post_toxic_votes,span_types\n\
+             1,\"idiots, all of them\",3,0,1,Insult:3\n\
+             2,borderline,3,2,0,Other toxicity:1\n",
+        );
+        let docs = load_civil_toxic(&[civil])?;
+        assert_eq!(
+            summary(&docs),
+            [("idiots, all of them", true, 0), ("borderline", true, 0)]
+        );
+        assert!(docs[0].unanimous && !docs[1].unanimous);
+        let long = format!("{}. {}. Short end.", "a".repeat(200), "b".repeat(200));
+        let clean = write(&dir, "n.cor", &format!("# comment\nOne. Two.\n\n{long}\n"));
+        let docs = load_clean_text(&[clean])?;
+        let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
+        assert_eq!(texts.len(), 3, "{texts:?}");
+        assert_eq!(texts[0], "One. Two.");
+        assert!(docs.iter().all(|d| !d.positive && d.text.len() <= 400));
+        Ok(())
     }
 
     fn write(dir: &tempfile::TempDir, name: &str, contents: &str) -> PathBuf {
