@@ -283,7 +283,7 @@ class CommentServiceTest(unittest.TestCase):
         first = self.submit_approved(article, "First comment, before the stream.")
         second = self.submit_approved(article, "Second comment, before the stream.")
         self.submit(article, "see http://a.com http://b.com http://c.com")  # held
-        self.submit_approved(self.article("stream-other"), "Another article's comment.")
+        self.submit_approved(self.article("stream-other"), "A comment on a different article.")
 
         _, events = self.open_stream(article, after=first.id)
         self.assertEqual(self.next_comment(events), second)  # replay after the cursor
