@@ -276,6 +276,7 @@ fn long_text_cost(models: &Models) {
         ("\"x x x ...\"", "x ".repeat(2500)),
         ("one 5,000-letter word", "a".repeat(5000)),
         ("spaced-out swearing", "f u c k ".repeat(625)),
+        ("single letters between words", "x yy ".repeat(1000)),
         ("l33t and symbols", "$h1t @ss ".repeat(555)),
         (
             "sentences",
