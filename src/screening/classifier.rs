@@ -20,6 +20,8 @@
 //!  20  u32  n = number of non-zero weights
 //!  24  n x { varint gap (LEB128, index delta from previous non-zero, first from 0), i8 weight }
 
+use std::{collections::HashSet, sync::LazyLock};
+
 use rustrict::Type;
 
 use super::normalize::{Normalized, Piece};
@@ -193,6 +195,8 @@ impl Model {
             .filter(|w| !w.is_empty())
             .map(|w| w.replace('\'', "").to_lowercase())
             .filter(|w| seen.insert(w.clone()))
+            // A word the model does not read cannot have weighed.
+            .filter(|w| self.flags & FLAG_CONTENT_WORDS == 0 || !is_function_word(w))
             .map(|w| {
                 let weight = f32::from(self.weights[word_index(&w, self.hash_bits) as usize]);
                 (weight, w)
@@ -201,6 +205,16 @@ impl Model {
             .collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0));
         scored.into_iter().take(limit).map(|(_, w)| w).collect()
+    }
+
+    /// [`Self::top_words`] (three) as a phrase for a reason's message.
+    pub fn strongest_words(&self, text: &Normalized) -> String {
+        let words = self.top_words(text, 3);
+        if words.is_empty() {
+            "none in particular".to_owned()
+        } else {
+            words.join(", ")
+        }
     }
 }
 
@@ -564,8 +578,6 @@ const FUNCTION_WORDS: &[&str] = &[
     "youve",
     "hes",
     "shes",
-    "its",
-    "were",
     "theyre",
     "dont",
     "doesnt",
@@ -609,12 +621,18 @@ const FUNCTION_WORDS: &[&str] = &[
     "sucks",
 ];
 
+fn is_function_word(word: &str) -> bool {
+    static SET: LazyLock<HashSet<&str>> =
+        LazyLock::new(|| FUNCTION_WORDS.iter().copied().collect());
+    SET.contains(word)
+}
+
 /// `words` (" w1 w2 ... ") without function words.
 fn content_words(words: &str) -> String {
     let mut kept = String::with_capacity(words.len());
     kept.push(' ');
     for word in words.split_ascii_whitespace() {
-        if !FUNCTION_WORDS.contains(&word) {
+        if !is_function_word(word) {
             kept.push_str(word);
             kept.push(' ');
         }

@@ -47,17 +47,12 @@ impl ContentFilter for ToxicityFilter {
         if score < model.threshold {
             return;
         }
-        let words = model.top_words(input.text, 3);
         findings.push(Reason {
             filter: Filter::Toxicity,
             code: "toxicity.model".to_owned(),
             message: format!(
                 "The toxicity model rates the text uncivil ({score:.2}); strongest words: {}.",
-                if words.is_empty() {
-                    "none in particular".to_owned()
-                } else {
-                    words.join(", ")
-                }
+                model.strongest_words(input.text)
             ),
             category: Some("incivility".to_owned()),
             severity: None,

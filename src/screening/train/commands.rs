@@ -45,11 +45,9 @@ impl From<ModelChoice> for ModelKind {
     }
 }
 
+/// The labeled files; which of them a classifier reads is said in [`load`].
 #[derive(Debug, Clone, Args)]
-pub struct TrainArgs {
-    /// The classifier to train.
-    #[arg(long, value_enum)]
-    pub kind: ModelChoice,
+pub struct DataArgs {
     /// YouTube Spam Collection CSV files (spam; their legitimate comments
     /// are clean examples for toxicity).
     #[arg(long, num_args = 1..)]
@@ -65,6 +63,15 @@ pub struct TrainArgs {
     /// negatives).
     #[arg(long, num_args = 1..)]
     pub clean: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TrainArgs {
+    /// The classifier to train.
+    #[arg(long, value_enum)]
+    pub kind: ModelChoice,
+    #[command(flatten)]
+    pub data: DataArgs,
     /// Where to write the model (e.g. src/screening/models/spam.bin).
     #[arg(long)]
     pub out: PathBuf,
@@ -72,18 +79,11 @@ pub struct TrainArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct EvalArgs {
-    /// YouTube Spam Collection CSV files (spam filter).
-    #[arg(long, num_args = 1..)]
-    pub spam: Vec<PathBuf>,
-    /// Davidson et al. CSV files (profanity filter).
-    #[arg(long, num_args = 1..)]
-    pub offensive: Vec<PathBuf>,
-    /// Civil Comments / Toxic Spans CSV files (toxicity).
-    #[arg(long, num_args = 1..)]
-    pub toxic: Vec<PathBuf>,
-    /// Plain clean text (see `train --clean`).
-    #[arg(long, num_args = 1..)]
-    pub clean: Vec<PathBuf>,
+    /// The labeled files: each filter is measured whose files are given
+    /// (spam: --spam; offensive: --offensive; toxicity: --toxic, with
+    /// --clean, --spam and --offensive as clean examples).
+    #[command(flatten)]
+    pub data: DataArgs,
     /// Ordinary news comments, one a line: the share the whole pipeline
     /// (embedded models) approves. Never used for training.
     #[arg(long)]
@@ -124,13 +124,13 @@ fn parse_floor(raw: &str) -> Result<(String, f64), String> {
 
 /// The labeled data of one classifier, from the files given. Files are read
 /// in name order, so folds and models do not depend on the order given.
-fn load(
-    kind: ModelKind,
-    spam: &[PathBuf],
-    offensive: &[PathBuf],
-    toxic: &[PathBuf],
-    clean: &[PathBuf],
-) -> anyhow::Result<Vec<LabeledComment>> {
+fn load(kind: ModelKind, data: &DataArgs) -> anyhow::Result<Vec<LabeledComment>> {
+    let DataArgs {
+        spam,
+        offensive,
+        toxic,
+        clean,
+    } = data;
     let sorted = |paths: &[PathBuf]| {
         let mut paths = paths.to_vec();
         paths.sort();
@@ -163,8 +163,7 @@ fn load(
 /// `commentd-train train`: fit a model on the files and write it.
 pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
     let kind = ModelKind::from(args.kind);
-    let items = load(kind, &args.spam, &args.offensive, &args.toxic, &args.clean)
-        .context("loading labeled data")?;
+    let items = load(kind, &args.data).context("loading labeled data")?;
     let started = std::time::Instant::now();
     let model = super::train(kind, &items);
     let bytes = model.to_bytes();
@@ -188,18 +187,18 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<bool> {
     let embedded = Models::embedded()?;
     let mut figures: Vec<(String, f64)> = Vec::new();
     for (name, kind, given) in [
-        ("spam", ModelKind::Spam, !args.spam.is_empty()),
+        ("spam", ModelKind::Spam, !args.data.spam.is_empty()),
         (
             "offensive",
             ModelKind::Offensive,
-            !args.offensive.is_empty(),
+            !args.data.offensive.is_empty(),
         ),
-        ("toxicity", ModelKind::Toxicity, !args.toxic.is_empty()),
+        ("toxicity", ModelKind::Toxicity, !args.data.toxic.is_empty()),
     ] {
         if !given {
             continue;
         }
-        let items = load(kind, &args.spam, &args.offensive, &args.toxic, &args.clean)?;
+        let items = load(kind, &args.data)?;
         let (metrics, breakdown) = if args.cross_validate {
             eval::cross_validate(kind, &items, args.folds)
         } else {
