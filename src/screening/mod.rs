@@ -10,6 +10,7 @@
 //! beside the pipeline in [`rate_limit`] and [`duplicate`]: `CheckComment`
 //! runs the pipeline alone, without touching them.
 
+pub mod censor;
 pub mod classifier;
 pub mod duplicate;
 pub mod normalize;
@@ -23,9 +24,11 @@ pub mod train;
 
 use std::sync::Arc;
 
-use rustrict::{Censor, Type};
+use rustrict::Type;
 
 use crate::domain::{AuthorName, CommentText, Verdict};
+use censor::censor_and_analyze;
+pub use censor::screening_type;
 use classifier::{Model, ModelError, OFFENSIVE_MODEL, SPAM_MODEL, TOXICITY_MODEL};
 pub use normalize::Normalized;
 
@@ -65,6 +68,9 @@ pub struct ScreenInput<'a> {
     /// The comment after [`Normalized::new`]: what every filter reads.
     pub text: &'a Normalized,
     pub text_type: Type,
+    /// Part of the text is mostly look-alike characters, unreadable to
+    /// rustrict at a bounded cost (see [`censor`]).
+    pub obfuscated: bool,
     pub author_type: Type,
 }
 
@@ -103,8 +109,8 @@ impl Pipeline {
         let normalized = Normalized::new(text.as_str());
         let term_matches = self.terms.current().find(normalized.text());
         let masked = mask_spans(&normalized.language_only(), &term_matches.allowed_spans);
-        let (censored, text_type) = censor_and_analyze(&masked);
-        let censored = unmask(normalized.text(), &masked, censored);
+        let analysis = censor_and_analyze(&masked);
+        let censored = unmask(normalized.text(), &masked, analysis.censored);
         let author_name = author_name.map_or("", AuthorName::as_str);
         let author_type = if author_name.is_empty() {
             Type::NONE
@@ -114,7 +120,8 @@ impl Pipeline {
         let input = ScreenInput {
             author_name,
             text: &normalized,
-            text_type,
+            text_type: analysis.found,
+            obfuscated: analysis.obfuscated,
             author_type,
         };
         let mut findings = term_matches.reasons;
@@ -124,103 +131,6 @@ impl Pipeline {
         let censored_text = (censored != normalized.text()).then_some(censored);
         Verdict::from_reasons(findings, censored_text)
     }
-}
-
-/// rustrict's analysis of a normalised text as the pipeline (and model
-/// training) sees it: links, mentions and plain numbers blanked.
-pub fn screening_type(text: &Normalized) -> Type {
-    censor_and_analyze(&text.language_only()).1
-}
-
-/// rustrict reads at most this many characters at once.
-const RUSTRICT_WINDOW: usize = 320;
-/// Characters each window shares with the next, so that a word spread over
-/// a window boundary ("f u c k") is still seen whole.
-const RUSTRICT_OVERLAP: usize = 48;
-
-/// rustrict's censored text and analysis, window by window.
-///
-/// rustrict's evasion handling (spaced letters, repeats) makes its cost grow
-/// faster than the text on some inputs: 5,000 characters of `"x x x …"` took
-/// 40–90 ms in one piece. Spaced-out text is joined first
-/// ([`collapse_spaced_letters`]); windows of [`RUSTRICT_WINDOW`] characters, split
-/// at whitespace where possible, keep the cost linear in the length; each
-/// window is analysed with [`RUSTRICT_OVERLAP`] characters of the next, and
-/// the analyses are combined.
-fn censor_and_analyze(text: &str) -> (String, Type) {
-    match collapse_spaced_letters(text) {
-        // Analysed with the letters joined ("f u c k" → "fuck"), which is
-        // what rustrict's spacing detection would find at a far higher cost;
-        // the text is offered uncensored.
-        Some(collapsed) => (text.to_owned(), censor_and_analyze_windows(&collapsed).1),
-        None => censor_and_analyze_windows(text),
-    }
-}
-
-/// [`censor_and_analyze`] of a text that is not spaced out, window by window.
-fn censor_and_analyze_windows(text: &str) -> (String, Type) {
-    let chars: Vec<char> = text.chars().collect();
-    if chars.len() <= RUSTRICT_WINDOW {
-        return Censor::from_str(text).censor_and_analyze();
-    }
-    let mut censored = String::with_capacity(text.len());
-    let mut analysis = Type::NONE;
-    let mut start = 0;
-    while start < chars.len() {
-        let mut end = (start + RUSTRICT_WINDOW).min(chars.len());
-        if end < chars.len()
-            && let Some(space) = chars[start + RUSTRICT_WINDOW / 2..end]
-                .iter()
-                .rposition(|c| c.is_whitespace())
-        {
-            end = start + RUSTRICT_WINDOW / 2 + space + 1;
-        }
-        let window: String = chars[start..end].iter().collect();
-        let (window_censored, window_type) = Censor::from_str(&window).censor_and_analyze();
-        if window_censored.chars().count() == end - start {
-            censored.push_str(&window_censored);
-        } else {
-            censored.push_str(&window);
-        }
-        analysis |= window_type;
-        if end < chars.len() {
-            let seam_end = (end + RUSTRICT_OVERLAP).min(chars.len());
-            let seam_start = end.saturating_sub(RUSTRICT_OVERLAP).max(start);
-            let seam: String = chars[seam_start..seam_end].iter().collect();
-            analysis |= Censor::from_str(&seam).analyze();
-        }
-        start = end;
-    }
-    (censored, analysis)
-}
-
-/// Joined single letters from which a text counts as spaced out.
-const SPACED_LETTERS: usize = 64;
-
-/// The text with runs of single-letter words joined ("x x x" → "xxx"), when
-/// at least [`SPACED_LETTERS`] letters are joined: rustrict's cost on such
-/// text is several times its cost on prose. Single letters between longer
-/// words ("a", "I" in prose) are left as they are.
-fn collapse_spaced_letters(text: &str) -> Option<String> {
-    let single = |word: &str| {
-        let mut chars = word.chars();
-        chars.next().is_some() && chars.next().is_none()
-    };
-    let mut out = String::with_capacity(text.len());
-    let mut previous_single = false;
-    let mut joined = 0;
-    for word in text.split_whitespace() {
-        let is_single = single(word);
-        let joins_previous = is_single && previous_single;
-        if joins_previous {
-            joined += 1;
-        } else if !out.is_empty() {
-            out.push(' ');
-        }
-        out.push_str(word);
-        previous_single = is_single;
-    }
-    (joined >= SPACED_LETTERS).then_some(out)
 }
 
 /// Blanks the given char ranges (allowed terms) for the profanity filter.
@@ -336,6 +246,26 @@ mod tests {
                 "b ".repeat(200)
             );
             assert_eq!(screen(&text).decision, Decision::Rejected, "pad {pad}");
+        }
+    }
+
+    #[test]
+    fn a_long_text_of_look_alikes_is_held_as_obfuscated() {
+        let soup = "x*(k|l!i# ".repeat(40);
+        let verdict = screen(&soup);
+        assert_eq!(verdict.decision, Decision::Held, "{verdict:?}");
+        assert!(verdict.reasons.iter().any(|r| r.code == "spam.obfuscated"));
+        // A slur inside look-alike noise is still found when spelt out.
+        let hidden = format!("{soup} you nigger {soup}");
+        assert_eq!(screen(&hidden).decision, Decision::Rejected);
+        // No ordinary comment counts as obfuscated.
+        let ordinary = include_str!("../../tests/data/news_ordinary.txt");
+        for line in ordinary.lines().filter(|l| !l.trim().is_empty()) {
+            let verdict = screen(line);
+            assert!(
+                verdict.reasons.iter().all(|r| r.code != "spam.obfuscated"),
+                "{line}"
+            );
         }
     }
 

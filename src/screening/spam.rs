@@ -100,6 +100,13 @@ impl ContentFilter for SpamFilter {
                 ),
             ));
         }
+        if input.obfuscated {
+            findings.push(held(
+                "spam.obfuscated",
+                "Much of the text is symbols and look-alike letters; a moderator reads it."
+                    .to_owned(),
+            ));
+        }
         let style = |code: &str, message: &str| {
             let mut reason = held(code, message.to_owned());
             if !self.policy.hold_style {

@@ -71,7 +71,7 @@ use crate::screening::{
 /// Hashed feature space: 2^18 buckets (256 KiB of i8 weights in memory).
 pub const HASH_BITS: u8 = 18;
 /// Spam threshold rule: highest recall with at least this precision.
-pub const SPAM_MIN_PRECISION: f64 = 0.97;
+pub const SPAM_MIN_PRECISION: f64 = 0.98;
 /// Offensive threshold rule: highest negative accuracy with at least this
 /// recall.
 pub const OFFENSIVE_MIN_RECALL: f64 = 0.978;
