@@ -11,4 +11,5 @@ mod screening;
 mod streaming;
 mod submission;
 mod tls;
+mod transport;
 mod validation;
