@@ -24,7 +24,7 @@ use crate::{
     hub::Hub,
     moderators::Moderators,
     screening::{Models, Pipeline, TermList, rate_limit::RateLimiter},
-    store::Store,
+    store::{Store, StoreOptions},
 };
 
 /// Initial HTTP/2 connection window: large enough for thousands of streams
@@ -52,10 +52,12 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let hub = Arc::new(Hub::new(config.stream_buffer, 0));
         let publish_to = hub.clone();
-        let store = Store::open_with_cache(
+        let store = Store::open(
             &config.data_dir,
-            config.idempotency_ttl,
-            config.cache_mb * 1024 * 1024,
+            &StoreOptions {
+                idempotency_ttl: config.idempotency_ttl,
+                cache_bytes: config.cache_mb * 1024 * 1024,
+            },
             Box::new(move |events, durable_through| publish_to.publish(events, durable_through)),
         )
         .with_context(|| {

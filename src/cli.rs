@@ -1,4 +1,4 @@
-//! The subcommand besides `serve`: `healthcheck`. It prints to standard
+//! The subcommands besides `serve`: `healthcheck`, `rebuild-views`. It prints to standard
 //! output (the server itself only logs). Training and measuring the models
 //! is the `commentd-train` binary's work (`--features train`).
 
@@ -7,7 +7,29 @@ use std::{
     time::Duration,
 };
 
-use crate::config::HealthcheckArgs;
+use crate::{
+    config::{DataDirArgs, HealthcheckArgs},
+    store::{Store, StoreOptions},
+};
+
+/// `commentd rebuild-views`: drops the views and applies the whole log
+/// again; prints how far the views reach.
+pub async fn rebuild_views(args: &DataDirArgs) -> anyhow::Result<()> {
+    Store::rebuild_views(&args.data_dir)?;
+    let started = std::time::Instant::now();
+    let store = Store::open(
+        &args.data_dir,
+        &StoreOptions::default(),
+        Box::new(|_, _| {}),
+    )?;
+    let applied = store.last_position();
+    store.close().await?;
+    println!(
+        "views rebuilt from the log up to position {applied} in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
 
 /// `commentd healthcheck`: true when the server answers SERVING in time.
 pub async fn healthcheck(args: &HealthcheckArgs) -> bool {

@@ -21,7 +21,7 @@ use crate::{
     hub::{Hub, Subscription},
     paging,
     screening::{Pipeline, duplicate::DuplicateTracker, rate_limit::RateLimiter},
-    store::{IdempotencyRecord, Lookup, Recorded, Store, StoreError},
+    store::{Append, Appended, Event, Lookup, Store, StoreError, Submitted, idempotency_id},
 };
 
 /// Events buffered between a subscription task and its gRPC stream.
@@ -83,10 +83,14 @@ impl Comments {
 
     /// Screens and records a submission.
     pub async fn submit(&self, submission: Submission) -> Result<SubmitOutcome, Error> {
-        if let Some(key) = &submission.idempotency_key
-            && let Some(record) = self.store.idempotency_record(&submission.client_id, key)?
+        let dedup_id = submission
+            .idempotency_key
+            .as_ref()
+            .map(|key| idempotency_id(submission.client_id.as_str(), key.as_str()));
+        if let Some(id) = &dedup_id
+            && let Some(position) = self.store.find_duplicate(id)?
         {
-            return replay(record, &submission);
+            return self.replay(position, &submission);
         }
         self.rate_limiter
             .try_acquire(&submission.client_id)
@@ -114,8 +118,29 @@ impl Comments {
         }
         self.apply_policy(&submission, &settings, now, &mut verdict)?;
 
-        match self.store.record_submission(&submission, &verdict).await? {
-            Recorded::New { comment } => {
+        let mut submitted = Submitted {
+            article_id: submission.article_id.clone(),
+            author_name: Some(submission.author_name.clone()),
+            text: Some(submission.text.clone()),
+            parent_id: submission.parent_id,
+            client_id: submission.client_id.clone(),
+            time: now,
+            verdict: verdict.clone(),
+            fingerprint: submission.fingerprint(),
+        };
+        if verdict.decision == Decision::Rejected {
+            // The audit keeps the verdict (and the censored text, which a
+            // retry is answered with); the rejected text itself is not kept.
+            submitted.author_name = None;
+            submitted.text = None;
+        }
+        let mut append = Append::new(Event::Submitted(submitted.clone()));
+        if let Some(id) = dedup_id {
+            append = append.dedup(id);
+        }
+        match self.store.append_one(append).await? {
+            Appended::New(position) => {
+                let comment = submitted.comment(position);
                 if comment.is_some() {
                     self.duplicates
                         .record(&submission.client_id, &submission.text);
@@ -126,8 +151,31 @@ impl Comments {
                     replayed: false,
                 })
             }
-            Recorded::Replayed(record) => replay(record, &submission),
+            Appended::Duplicate(position) => self.replay(position, &submission),
         }
+    }
+
+    /// The first response to an idempotency key, from its durable submission.
+    fn replay(&self, position: u64, submission: &Submission) -> Result<SubmitOutcome, Error> {
+        let submitted = self.store.submission(position)?.ok_or_else(|| {
+            StoreError::NotFound(format!("the submission at {position} is missing"))
+        })?;
+        if submitted.fingerprint != submission.fingerprint() {
+            return Err(Error::FailedPrecondition(
+                "idempotency_key was already used for a different comment".to_owned(),
+            ));
+        }
+        let mut comment = submitted.comment(position);
+        if let Some(comment) = &mut comment {
+            // As first answered (an erased text would read as empty).
+            comment.author_name = submission.author_name.clone();
+            comment.text = submission.text.clone();
+        }
+        Ok(SubmitOutcome {
+            verdict: submitted.verdict,
+            comment,
+            replayed: true,
+        })
     }
 
     /// Bans, pre-moderation and trust for newcomers.
@@ -138,8 +186,8 @@ impl Comments {
         now: SystemTime,
         verdict: &mut Verdict,
     ) -> Result<(), Error> {
-        if let Some(ban) = self.store.ban_of(&submission.client_id)?
-            && ban.is_active_at(now)
+        if let Some(record) = self.store.ban_of(&submission.client_id)?
+            && record.ban.is_active_at(now)
         {
             verdict.push(policy_reason(
                 Filter::Ban,
@@ -157,7 +205,12 @@ impl Comments {
             ));
         }
         let required = u64::from(settings.newcomer_approvals_required);
-        if required > 0 && self.store.approved_by_moderators(&submission.client_id)? < required {
+        if required > 0
+            && self
+                .store
+                .approved_by_moderators(&submission.client_id, required)?
+                < required
+        {
             verdict.push(policy_reason(
                 Filter::Policy,
                 "policy.newcomer",
@@ -380,17 +433,4 @@ impl StreamSender {
             }
         }
     }
-}
-
-fn replay(record: IdempotencyRecord, submission: &Submission) -> Result<SubmitOutcome, Error> {
-    if record.fingerprint != submission.fingerprint() {
-        return Err(Error::FailedPrecondition(
-            "idempotency_key was already used for a different comment".to_owned(),
-        ));
-    }
-    Ok(SubmitOutcome {
-        verdict: record.verdict,
-        comment: record.comment,
-        replayed: true,
-    })
 }

@@ -28,6 +28,16 @@ pub enum Command {
     /// Ask a running server's grpc.health.v1.Health/Check: exit 0 when
     /// SERVING, 1 otherwise (for container health checks; needs no shell).
     Healthcheck(HealthcheckArgs),
+    /// Delete the views (listings, queues, indexes) and derive them again
+    /// from the log, then exit; the server must not be running.
+    RebuildViews(DataDirArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DataDirArgs {
+    /// Where the store lives.
+    #[arg(long, env = "COMMENTD_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -139,6 +139,11 @@ pub struct AuthorName(String);
 impl AuthorName {
     pub const MAX_CHARS: usize = 64;
 
+    /// The name of a comment whose content was erased (removed).
+    pub fn erased() -> Self {
+        Self(String::new())
+    }
+
     pub fn parse(raw: &str) -> Result<Self, FieldViolation> {
         let name = parse_text_field("author_name", raw, Self::MAX_CHARS)?;
         if name.contains('\n') {
@@ -160,6 +165,11 @@ pub struct CommentText(String);
 
 impl CommentText {
     pub const DEFAULT_MAX_CHARS: usize = 5_000;
+
+    /// The text of a comment whose content was erased (removed).
+    pub fn erased() -> Self {
+        Self(String::new())
+    }
 
     pub fn parse(raw: &str, max_chars: usize) -> Result<Self, FieldViolation> {
         parse_text_field("text", raw, max_chars).map(Self)
@@ -450,6 +460,21 @@ pub struct AuditEvent {
     pub decision: Option<Decision>,
     pub reasons: Vec<Reason>,
     pub note: String,
+}
+
+/// A held comment with the verdict that held it (for moderators).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldComment {
+    pub comment: Comment,
+    pub verdict: Verdict,
+}
+
+/// Which audit events to list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditFilter {
+    All,
+    Article(ArticleId),
+    Comment(CommentId),
 }
 
 /// A valid submission, before screening.

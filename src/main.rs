@@ -20,6 +20,10 @@ async fn main() -> anyhow::Result<ExitCode> {
             let application = Application::build(args.config()).await?;
             application.run_until_stopped(shutdown_signal()).await?;
         }
+        Command::RebuildViews(args) => {
+            telemetry::init(commentd::config::LogFormat::Text);
+            cli::rebuild_views(&args).await?;
+        }
         Command::Healthcheck(args) => {
             if !cli::healthcheck(&args).await {
                 return Ok(ExitCode::FAILURE);

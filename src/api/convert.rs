@@ -7,11 +7,11 @@ use crate::{
     comments::SubmitOutcome,
     domain::{
         ArticleEvent, ArticleId, ArticleSettings, AuditAction, AuditEvent, AuthorName, Ban,
-        ClientId, Comment, CommentId, CommentState, CommentText, Decision, Filter, IdempotencyKey,
-        ModerationMode, Reason, Severity, Submission, Term, TermEffect, Verdict, Violations,
+        ClientId, Comment, CommentId, CommentState, CommentText, Decision, Filter, HeldComment,
+        IdempotencyKey, ModerationMode, Reason, Severity, Submission, Term, TermEffect, Verdict,
+        Violations,
     },
     error::Error,
-    store::HeldComment,
 };
 
 /// Parses a `SubmitCommentRequest`, reporting every bad field at once.

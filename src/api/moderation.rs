@@ -13,12 +13,11 @@ use super::{
 use crate::{
     auth::Moderator,
     domain::{
-        ArticleId, ArticleSettings, ClientId, CommentId, ModerationAction, ModerationMode,
-        TermEffect,
+        ArticleId, ArticleSettings, AuditFilter, ClientId, CommentId, ModerationAction,
+        ModerationMode, TermEffect,
     },
     error::Error,
     moderators::Moderators,
-    store::AuditFilter,
 };
 
 /// The gRPC face of [`Moderators`].

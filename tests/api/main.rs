@@ -12,4 +12,5 @@ mod streaming;
 mod submission;
 mod tls;
 mod transport;
+mod upgrade;
 mod validation;

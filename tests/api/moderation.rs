@@ -8,8 +8,8 @@ use tokio::time::timeout;
 use tonic::{Code, Streaming};
 
 use crate::helpers::{
-    BOB_TOKEN, Moderation, TestApp, get_comment, get_comment_error, list_all, spawn_app,
-    spawn_app_in, submission, submit_approved, submit_error, submit_response, subscribe,
+    ALICE_TOKEN, BOB_TOKEN, Moderation, TestApp, get_comment, get_comment_error, list_all,
+    spawn_app, spawn_app_in, submission, submit_approved, submit_error, submit_response, subscribe,
     verdict_of,
 };
 
@@ -662,4 +662,47 @@ async fn the_audit_log_records_decisions_and_actions_with_their_actors() {
         ]
     );
     assert!(all.windows(2).all(|pair| pair[0].id < pair[1].id));
+}
+
+/// Two moderators acting on one held comment at the same moment: exactly
+/// one action wins (a conditional append), the others get
+/// FAILED_PRECONDITION, and the comment is published once.
+#[tokio::test]
+async fn concurrent_moderators_cannot_both_act_on_one_comment() {
+    let mut app = spawn_app().await;
+    for round in 0..5 {
+        let held = submit_held(&mut app, "news/race", &format!("c{round}")).await;
+        let mut moderators = Vec::new();
+        for n in 0..8 {
+            let token = if n % 2 == 0 { ALICE_TOKEN } else { BOB_TOKEN };
+            moderators.push(app.moderation(Some(token)).await);
+        }
+        let racers: Vec<_> = moderators
+            .into_iter()
+            .enumerate()
+            .map(|(n, mut moderation)| {
+                let id = held.id.clone();
+                tokio::spawn(async move {
+                    let action = if n < 4 {
+                        pb::Action::Approve
+                    } else {
+                        pb::Action::Reject
+                    };
+                    moderate(&mut moderation, &id, action).await
+                })
+            })
+            .collect();
+        let mut won = 0;
+        for racer in racers {
+            match racer.await.unwrap() {
+                Ok(_) => won += 1,
+                Err(status) => assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}"),
+            }
+        }
+        assert_eq!(won, 1, "round {round}: one action wins");
+    }
+    let published = list_all(&mut app.client, "news/race").await;
+    let ids: std::collections::BTreeSet<_> = published.iter().map(|c| c.id.clone()).collect();
+    assert_eq!(ids.len(), published.len(), "no comment published twice");
+    assert!(published.len() <= 5);
 }

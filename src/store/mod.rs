@@ -1,0 +1,618 @@
+//! The durable store: a log of events ([`CommentLog`]) and the views derived
+//! from it.
+//!
+//! - [`log`]: the seam, [`CommentLog`]: append (durable, conditional,
+//!   deduplicated), read after a position, watch the committed position.
+//! - [`sled_log`]: the embedded log (sled, group commit, `fdatasync`).
+//! - [`event`]: what the log records, in a compact binary encoding.
+//! - [`views`]: listings, held queue, statuses, settings, terms, bans and
+//!   audit indexes, written by one materialiser from committed events.
+//! - [`migrate`]: the format version, and data dirs of earlier versions.
+//!
+//! The use cases (`comments`, `moderators`) decide what happens and hand the
+//! store events; the store records them and answers queries. An append is
+//! acknowledged once its events are durable **and** applied to the views, so
+//! a read right after it sees it; the materialiser also feeds the live hub,
+//! in position order, so nothing reaches a subscriber before it is durable.
+
+#[cfg(test)]
+mod conformance;
+pub mod event;
+pub mod log;
+mod migrate;
+pub mod sled_log;
+pub mod views;
+
+use std::{
+    path::Path,
+    sync::{Arc, Mutex},
+    thread,
+    time::Duration,
+};
+
+use tokio::sync::watch;
+
+pub use event::{Event, Moderated, Submitted};
+pub use log::{Append, Appended, CommentLog, LogError};
+pub use sled_log::SledLog;
+pub use views::{BanRecord, Status};
+
+use crate::domain::{
+    ArticleEvent, ArticleId, ArticleSettings, AuditEvent, AuditFilter, Ban, ClientId, Comment,
+    CommentId, CommentState, HeldComment, Term,
+};
+use views::{ListingEntry, Materialised, ViewError};
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("sled: {0}")]
+    Sled(#[from] sled::Error),
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    View(#[from] ViewError),
+    /// The data dir was written by a newer commentd, or is not readable.
+    #[error("{0}")]
+    Format(String),
+    #[error("applying committed events to the views failed: {0}")]
+    ViewsFailed(String),
+    #[error("the store is shutting down")]
+    Closed,
+    #[error("{0}")]
+    NotFound(String),
+    /// The thing exists but is in the wrong state for the change.
+    #[error("{0}")]
+    WrongState(String),
+}
+
+type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Called by the materialiser with the article events that just became
+/// durable and visible (in position order) and the highest position applied.
+pub type CommitListener = Box<dyn Fn(&[ArticleEvent], u64) + Send + Sync>;
+
+/// sled's page cache when not configured (bytes).
+pub const DEFAULT_CACHE_BYTES: u64 = 256 * 1024 * 1024;
+/// Committed events applied to the views per batch.
+const MATERIALISE_CHUNK: usize = 1024;
+
+/// The key a comment's moderation events name: each comment has at most one
+/// (approval, rejection or removal are final), so a moderator's append
+/// expects none, and of two moderators acting at once one gets a conflict.
+pub fn comment_key(id: CommentId) -> String {
+    format!("comment/{id}")
+}
+
+/// The key a client's ban events name.
+pub fn client_key(client: &ClientId) -> String {
+    format!("client/{}", client.as_str())
+}
+
+/// The dedup id of an idempotency key.
+pub fn idempotency_id(client: &str, key: &str) -> String {
+    format!("{client}\0{key}")
+}
+
+/// The result of looking a comment up by id (following an approval).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    Published(Comment),
+    Held(Box<HeldComment>),
+    /// Rejected or removed.
+    Gone,
+    Missing,
+}
+
+/// A page of something, and whether more follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub more: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+struct ViewsState {
+    applied: u64,
+    failed: Option<String>,
+}
+
+/// The store. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    db: sled::Db,
+    views: sled::Tree,
+    log: Arc<dyn CommentLog>,
+    state: watch::Receiver<ViewsState>,
+    stop: watch::Sender<bool>,
+    materialiser: Mutex<Option<thread::JoinHandle<()>>>,
+}
+
+/// How to open the store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// How long idempotency keys are remembered.
+    pub idempotency_ttl: Duration,
+    /// sled's page cache in bytes.
+    pub cache_bytes: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            idempotency_ttl: Duration::from_secs(24 * 3600),
+            cache_bytes: DEFAULT_CACHE_BYTES,
+        }
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store in `path`: checks the format (migrating
+    /// an earlier one), brings the views up to the log, and starts the log
+    /// writer and the materialiser. Must be called inside a tokio runtime.
+    pub fn open(path: &Path, options: &StoreOptions, on_commit: CommitListener) -> Result<Self> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(options.cache_bytes)
+            .open()?;
+        migrate::to_current(&db)?;
+        let log = SledLog::open(&db, path, options.idempotency_ttl)?;
+        Self::with_log(db, Arc::new(log), on_commit)
+    }
+
+    /// The store over `log`, its views in `db`.
+    pub fn with_log(
+        db: sled::Db,
+        log: Arc<dyn CommentLog>,
+        on_commit: CommitListener,
+    ) -> Result<Self> {
+        let views = db.open_tree("views.v2")?;
+        let applied = views::applied(&views)?;
+        let (state_tx, state) = watch::channel(ViewsState {
+            applied,
+            failed: None,
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        let materialiser = Materialiser {
+            views: views.clone(),
+            log: log.clone(),
+            state: state_tx,
+            on_commit,
+        };
+        // Catch up before serving, so queries never see views behind what
+        // was acknowledged before a restart.
+        materialiser.catch_up()?;
+        let runtime = tokio::runtime::Handle::current();
+        let handle = thread::Builder::new()
+            .name("commentd-views".to_owned())
+            .spawn(move || materialiser.run(&runtime, stop_rx))
+            .map_err(|error| StoreError::ViewsFailed(format!("starting: {error}")))?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                db,
+                views,
+                log,
+                state,
+                stop,
+                materialiser: Mutex::new(Some(handle)),
+            }),
+        })
+    }
+
+    /// Appends a batch of events; returns once they are durable and visible
+    /// in the views.
+    pub async fn append(&self, batch: Vec<Append>) -> Result<Vec<Appended>> {
+        let appended = self.shared.log.append(batch).await?;
+        if let Some(last) = appended.iter().map(|a| a.position()).max() {
+            self.wait_applied(last).await?;
+        }
+        Ok(appended)
+    }
+
+    /// Appends one event (see [`Store::append`]).
+    pub async fn append_one(&self, append: Append) -> Result<Appended> {
+        let mut appended = self.append(vec![append]).await?;
+        appended.pop().ok_or(StoreError::Closed)
+    }
+
+    async fn wait_applied(&self, position: u64) -> Result<()> {
+        let mut state = self.shared.state.clone();
+        let state = state
+            .wait_for(|state| state.applied >= position || state.failed.is_some())
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        match &state.failed {
+            Some(error) if state.applied < position => Err(StoreError::ViewsFailed(error.clone())),
+            _ => Ok(()),
+        }
+    }
+
+    /// The highest position applied to the views (0 when empty).
+    pub fn last_position(&self) -> u64 {
+        self.shared.state.borrow().applied
+    }
+
+    /// The submission at `position`, if that is one.
+    pub fn submission(&self, position: u64) -> Result<Option<Submitted>> {
+        Ok(match self.shared.log.get(position)? {
+            Some(Event::Submitted(submitted)) => Some(submitted),
+            _ => None,
+        })
+    }
+
+    /// The first append of an idempotency key, if remembered and durable.
+    pub fn find_duplicate(&self, dedup_id: &str) -> Result<Option<u64>> {
+        Ok(self.shared.log.find_duplicate(dedup_id)?)
+    }
+
+    /// Where a comment id stands (without following an approval).
+    pub fn status(&self, id: CommentId) -> Result<Option<Status>> {
+        Ok(views::get(&self.shared.views, &views::status_key(id))?)
+    }
+
+    /// Finds a comment by id, following an approval to the published comment.
+    pub fn lookup(&self, id: CommentId) -> Result<Lookup> {
+        let mut id = id;
+        for _ in 0..2 {
+            return match self.status(id)? {
+                None => Ok(Lookup::Missing),
+                Some(Status::Published { source, .. }) => {
+                    Ok(match self.content(id, source, CommentState::Published)? {
+                        Some((comment, _)) => Lookup::Published(comment),
+                        None => Lookup::Missing,
+                    })
+                }
+                Some(Status::Held { .. }) => {
+                    Ok(match self.content(id, id.position(), CommentState::Held)? {
+                        Some((comment, submitted)) => Lookup::Held(Box::new(HeldComment {
+                            comment,
+                            verdict: submitted.verdict,
+                        })),
+                        None => Lookup::Missing,
+                    })
+                }
+                Some(Status::ApprovedAs(new_id)) => {
+                    id = new_id;
+                    continue;
+                }
+                Some(Status::Rejected | Status::Removed { .. }) => Ok(Lookup::Gone),
+            };
+        }
+        Ok(Lookup::Missing)
+    }
+
+    /// The comment `id` whose content is the submission at `source`.
+    fn content(
+        &self,
+        id: CommentId,
+        source: u64,
+        state: CommentState,
+    ) -> Result<Option<(Comment, Submitted)>> {
+        Ok(self
+            .submission(source)?
+            .map(|submitted| (submitted.comment_as(id, state), submitted)))
+    }
+
+    /// Approved comments of `article` after `after`, oldest first.
+    pub fn published_after(
+        &self,
+        article: &ArticleId,
+        after: Option<CommentId>,
+        limit: usize,
+    ) -> Result<Page<Comment>> {
+        let start = views::listing_key(article, after.map_or(0, |id| id.position() + 1));
+        let mut items = Vec::with_capacity(limit.min(256));
+        for entry in self.shared.views.range(start..views::listing_end(article)) {
+            let (key, bytes) = entry?;
+            let Ok(ListingEntry::Published { source }) = event::decode(&bytes) else {
+                continue;
+            };
+            if items.len() == limit {
+                return Ok(Page { items, more: true });
+            }
+            let id = CommentId::new(views::u64_of(&key));
+            if let Some((comment, _)) = self.content(id, source, CommentState::Published)? {
+                items.push(comment);
+            }
+        }
+        Ok(Page { items, more: false })
+    }
+
+    /// The article's events with positions in `(after, through]`, at most
+    /// `limit` listing entries read; and the last position read.
+    pub fn events_after(
+        &self,
+        article: &ArticleId,
+        after: u64,
+        through: u64,
+        limit: usize,
+    ) -> Result<(Vec<ArticleEvent>, Option<u64>)> {
+        let start = views::listing_key(article, after.saturating_add(1));
+        let end = views::listing_key(article, through.saturating_add(1));
+        let mut events = Vec::new();
+        let mut last_read = None;
+        for entry in self.shared.views.range(start..end).take(limit) {
+            let (key, bytes) = entry?;
+            let position = views::u64_of(&key);
+            last_read = Some(position);
+            let entry: ListingEntry =
+                event::decode(&bytes).map_err(|source| ViewError::Corrupt {
+                    key: format!("listing {article} {position}"),
+                    source,
+                })?;
+            match entry {
+                ListingEntry::Published { source } => {
+                    let id = CommentId::new(position);
+                    if let Some((comment, _)) = self.content(id, source, CommentState::Published)? {
+                        events.push(ArticleEvent::Published(comment));
+                    }
+                }
+                ListingEntry::Removed { comment_id } => events.push(ArticleEvent::Removed {
+                    article_id: article.clone(),
+                    comment_id,
+                    position,
+                }),
+            }
+        }
+        Ok((events, last_read))
+    }
+
+    /// The review queue, oldest first, optionally for one article.
+    pub fn held_after(
+        &self,
+        article: Option<&ArticleId>,
+        after: Option<CommentId>,
+        limit: usize,
+    ) -> Result<Page<HeldComment>> {
+        let from = CommentId::new(after.map_or(0, |id| id.position() + 1));
+        let (prefix, start) = match article {
+            Some(article) => {
+                let start = views::held_by_article_key(article, from);
+                (start[..start.len() - 8].to_vec(), start)
+            }
+            None => (
+                vec![views::HELD],
+                views::prefixed_id(views::HELD, from).to_vec(),
+            ),
+        };
+        let mut items = Vec::new();
+        for entry in self.shared.views.range(start..) {
+            let (key, _) = entry?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            if items.len() == limit {
+                return Ok(Page { items, more: true });
+            }
+            let id = CommentId::new(views::u64_of(&key));
+            if let Lookup::Held(held) = self.lookup(id)? {
+                items.push(*held);
+            }
+        }
+        Ok(Page { items, more: false })
+    }
+
+    /// How many of a client's comments moderators have approved, counting
+    /// at most `up_to`.
+    pub fn approved_by_moderators(&self, client: &ClientId, up_to: u64) -> Result<u64> {
+        let prefix = views::by_client_prefix(views::TRUST, client);
+        let mut count = 0;
+        for entry in self.shared.views.scan_prefix(prefix) {
+            entry?;
+            count += 1;
+            if count >= up_to {
+                break;
+            }
+        }
+        Ok(count)
+    }
+
+    /// A client's published comments, oldest first.
+    pub fn published_by(&self, client: &ClientId) -> Result<Vec<CommentId>> {
+        let prefix = views::by_client_prefix(views::BY_CLIENT, client);
+        self.shared
+            .views
+            .scan_prefix(&prefix)
+            .map(|entry| Ok(CommentId::new(views::u64_of(&entry?.0))))
+            .collect()
+    }
+
+    /// An article's settings (defaults when never set).
+    pub fn article(&self, article: &ArticleId) -> Result<ArticleSettings> {
+        Ok(views::settings(&self.shared.views, article)?)
+    }
+
+    /// Every term, in term order.
+    pub fn terms(&self) -> Result<Vec<Term>> {
+        Ok(views::terms(&self.shared.views)?)
+    }
+
+    /// The ban of a client, if any (expired or not).
+    pub fn ban_of(&self, client: &ClientId) -> Result<Option<BanRecord>> {
+        Ok(views::get(&self.shared.views, &views::ban_key(client))?)
+    }
+
+    /// Every ban, in client order.
+    pub fn bans(&self) -> Result<Vec<Ban>> {
+        self.shared
+            .views
+            .scan_prefix([views::BAN])
+            .map(|entry| {
+                let (key, bytes) = entry?;
+                let record: BanRecord =
+                    event::decode(&bytes).map_err(|source| ViewError::Corrupt {
+                        key: String::from_utf8_lossy(&key).into_owned(),
+                        source,
+                    })?;
+                Ok(record.ban)
+            })
+            .collect()
+    }
+
+    /// Audit events after `after` (by id), oldest first. The audit is the
+    /// log itself; the views index it by article and by comment.
+    pub fn audit_after(
+        &self,
+        filter: &AuditFilter,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Page<AuditEvent>> {
+        let after = after.unwrap_or(0);
+        let applied = self.last_position();
+        let prefix: Vec<u8> = match filter {
+            AuditFilter::All => {
+                let mut events = self.shared.log.read_after(after, limit + 1)?;
+                events.retain(|(position, _)| *position <= applied);
+                let more = events.len() > limit;
+                events.truncate(limit);
+                let items = events
+                    .iter()
+                    .map(|(position, event)| event.audit(*position))
+                    .collect();
+                return Ok(Page { items, more });
+            }
+            AuditFilter::Article(article) => {
+                [views::AUDIT_BY_ARTICLE, article.as_str().as_bytes(), &[0]].concat()
+            }
+            AuditFilter::Comment(id) => {
+                [views::AUDIT_BY_COMMENT, &id.position().to_be_bytes()[..]].concat()
+            }
+        };
+        let start = [prefix.as_slice(), &(after + 1).to_be_bytes()].concat();
+        let mut items = Vec::new();
+        for entry in self.shared.views.range(start..) {
+            let (key, _) = entry?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            if items.len() == limit {
+                return Ok(Page { items, more: true });
+            }
+            let position = views::u64_of(&key);
+            if let Some(event) = self.shared.log.get(position)? {
+                items.push(event.audit(position));
+            }
+        }
+        Ok(Page { items, more: false })
+    }
+
+    /// Deletes the views of the (closed) store in `path`; the next open
+    /// applies the whole log again (`commentd rebuild-views`).
+    pub fn rebuild_views(path: &Path) -> Result<()> {
+        let db = sled::Config::new().path(path).open()?;
+        migrate::to_current(&db)?;
+        db.drop_tree("views.v2")?;
+        db.flush()?;
+        Ok(())
+    }
+
+    /// Finishes queued appends, brings the views up to date, stops the
+    /// threads and flushes.
+    pub async fn close(&self) -> Result<()> {
+        self.shared.log.close().await?;
+        let _ = self.shared.stop.send(true);
+        let handle = self
+            .shared
+            .materialiser
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(handle) = handle {
+            tokio::task::spawn_blocking(move || handle.join())
+                .await
+                .map_err(|_| StoreError::Closed)?
+                .map_err(|_| StoreError::ViewsFailed("the materialiser panicked".to_owned()))?;
+        }
+        let db = self.shared.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|_| StoreError::Closed)??;
+        Ok(())
+    }
+}
+
+/// Applies committed events to the views, in position order, and tells the
+/// hub.
+struct Materialiser {
+    views: sled::Tree,
+    log: Arc<dyn CommentLog>,
+    state: watch::Sender<ViewsState>,
+    on_commit: CommitListener,
+}
+
+impl Materialiser {
+    fn run(self, runtime: &tokio::runtime::Handle, mut stop: watch::Receiver<bool>) {
+        let mut committed = self.log.committed();
+        loop {
+            match self.catch_up() {
+                Ok(()) => {}
+                Err(error) => {
+                    tracing::error!(%error, "applying committed events to the views failed");
+                    self.state
+                        .send_modify(|state| state.failed = Some(error.to_string()));
+                    thread::sleep(Duration::from_secs(1));
+                    continue;
+                }
+            }
+            let applied = self.state.borrow().applied;
+            if *stop.borrow() && *committed.borrow() <= applied {
+                return;
+            }
+            runtime.block_on(async {
+                tokio::select! {
+                    _ = committed.wait_for(|&c| c > applied) => {}
+                    _ = stop.changed() => {}
+                }
+            });
+        }
+    }
+
+    /// Applies every committed event not yet applied.
+    fn catch_up(&self) -> Result<()> {
+        loop {
+            let applied = self.state.borrow().applied;
+            let events = self.log.read_after(applied, MATERIALISE_CHUNK)?;
+            let Some(&(last, _)) = events.last() else {
+                return Ok(());
+            };
+            let mut materialised = Materialised::new();
+            for (position, event) in &events {
+                materialised.apply(*position, event);
+            }
+            self.views.apply_batch(materialised.batch)?;
+            let mut published = Vec::with_capacity(materialised.changes.len());
+            for change in materialised.changes {
+                match change {
+                    views::Change::Published {
+                        id,
+                        source,
+                        submitted,
+                    } => {
+                        let submitted = match submitted {
+                            Some(submitted) => Some(*submitted),
+                            None => match self.log.get(source)? {
+                                Some(Event::Submitted(submitted)) => Some(submitted),
+                                _ => None,
+                            },
+                        };
+                        if let Some(submitted) = submitted {
+                            published.push(ArticleEvent::Published(
+                                submitted.comment_as(id, CommentState::Published),
+                            ));
+                        }
+                    }
+                    views::Change::Removed(event) => published.push(event),
+                }
+            }
+            self.state.send_modify(|state| {
+                state.applied = last;
+                state.failed = None;
+            });
+            (self.on_commit)(&published, last);
+        }
+    }
+}

@@ -1,0 +1,517 @@
+//! The embedded log: sled on local disk, one writer thread, group commit.
+//!
+//! # Group commit
+//! Appends queue to one writer thread (never a tokio worker). It takes
+//! everything queued, checks conditions and duplicates, gives the events
+//! consecutive positions, applies them as one sled batch, flushes sled, then
+//! `fdatasync`s sled's data file, and only then answers every append of the
+//! group and advances the committed position. Under load a group holds as
+//! many appends as arrived during the previous flush, so the disk's cost is
+//! shared.
+//!
+//! # Durability
+//! sled's `flush()` ends in `sync_file_range`, which reaches neither the
+//! drive's cache nor file metadata; an acknowledged write would survive a
+//! process crash but not a power cut. The writer keeps its own descriptor of
+//! sled's data file and calls `fdatasync` on it after each flush (fsync acts
+//! on the file, whichever descriptor asks), so an acknowledgement follows an
+//! `fdatasync` of the data written for it.
+//!
+//! # Layout (tree `log.v2`)
+//! | key                           | value                                  |
+//! |-------------------------------|----------------------------------------|
+//! | `l` position (u64 BE)         | the event ([`super::event`] encoding)  |
+//! | `k` key                       | position of the key's last event       |
+//! | `d` dedup id                  | position of its first append, and when |
+//! | `t` time (u64 BE) dedup id    | (empty) sweep index of `d`             |
+
+use std::{
+    collections::HashMap,
+    fs::File,
+    path::Path,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+        mpsc,
+    },
+    thread,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use tokio::sync::{oneshot, watch};
+
+use super::{
+    event::{Event, decode, encode},
+    log::{Append, AppendFuture, Appended, CommentLog, LogError},
+};
+
+const LOG: u8 = b'l';
+const KEY: u8 = b'k';
+const DEDUP: u8 = b'd';
+const DEDUP_BY_TIME: u8 = b't';
+
+/// Most appends in one group (the rest wait for the next).
+const MAX_GROUP: usize = 4096;
+/// Expired duplicate records removed per sweep, so a sweep's cost is bounded.
+const SWEEP_LIMIT: usize = 1024;
+/// How often an idle writer sweeps.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+enum Request {
+    Append(
+        Vec<Append>,
+        oneshot::Sender<Result<Vec<Appended>, LogError>>,
+    ),
+    Close(oneshot::Sender<Result<(), LogError>>),
+}
+
+/// Counters of the writer, for tests and benchmarks.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Groups made durable.
+    pub groups: AtomicU64,
+    /// `fdatasync` calls that succeeded.
+    pub syncs: AtomicU64,
+    /// Appends answered.
+    pub appends: AtomicU64,
+}
+
+/// The sled log. Cheap to clone.
+#[derive(Clone)]
+pub struct SledLog {
+    tree: sled::Tree,
+    requests: Arc<Mutex<Option<mpsc::Sender<Request>>>>,
+    committed: watch::Receiver<u64>,
+    window: Duration,
+    stats: Arc<WriterStats>,
+}
+
+impl SledLog {
+    /// Opens the log in `db` and starts its writer thread. `data_file` is
+    /// sled's data file, synced after every flush.
+    pub fn open(db: &sled::Db, dir: &Path, duplicate_window: Duration) -> Result<Self, LogError> {
+        let tree = db.open_tree("log.v2").map_err(read_error)?;
+        let data_file = File::open(dir.join("db")).map_err(|error| {
+            LogError::Read(format!("opening sled's data file for fdatasync: {error}"))
+        })?;
+        let last = match tree.scan_prefix([LOG]).next_back() {
+            Some(entry) => position_of(&entry.map_err(read_error)?.0),
+            None => 0,
+        };
+        let (committed_tx, committed) = watch::channel(last);
+        let (sender, receiver) = mpsc::channel();
+        let stats = Arc::new(WriterStats::default());
+        let writer = Writer {
+            db: db.clone(),
+            tree: tree.clone(),
+            data_file,
+            last,
+            committed: committed_tx,
+            window: duplicate_window,
+            stats: stats.clone(),
+        };
+        thread::Builder::new()
+            .name("commentd-log".to_owned())
+            .spawn(move || writer.run(receiver))
+            .map_err(|error| LogError::Write(format!("starting the log writer: {error}")))?;
+        Ok(Self {
+            tree,
+            requests: Arc::new(Mutex::new(Some(sender))),
+            committed,
+            window: duplicate_window,
+            stats,
+        })
+    }
+
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
+    }
+
+    fn send(&self, request: Request) -> Result<(), LogError> {
+        let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        match requests.as_ref() {
+            Some(sender) => sender.send(request).map_err(|_| LogError::Closed),
+            None => Err(LogError::Closed),
+        }
+    }
+}
+
+impl CommentLog for SledLog {
+    fn append(&self, batch: Vec<Append>) -> AppendFuture {
+        let (reply, answer) = oneshot::channel();
+        let sent = self.send(Request::Append(batch, reply));
+        Box::pin(async move {
+            sent?;
+            answer.await.map_err(|_| LogError::Closed)?
+        })
+    }
+
+    fn read_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, Event)>, LogError> {
+        let committed = *self.committed.borrow();
+        let mut events = Vec::new();
+        if after >= committed {
+            return Ok(events);
+        }
+        let range = log_key(after.saturating_add(1))..=log_key(committed);
+        for entry in self.tree.range(range).take(limit) {
+            let (key, bytes) = entry.map_err(read_error)?;
+            let position = position_of(&key);
+            let event = decode(&bytes).map_err(|source| LogError::Corrupt { position, source })?;
+            events.push((position, event));
+        }
+        Ok(events)
+    }
+
+    fn get(&self, position: u64) -> Result<Option<Event>, LogError> {
+        if position > *self.committed.borrow() {
+            return Ok(None);
+        }
+        match self.tree.get(log_key(position)).map_err(read_error)? {
+            Some(bytes) => decode(&bytes)
+                .map(Some)
+                .map_err(|source| LogError::Corrupt { position, source }),
+            None => Ok(None),
+        }
+    }
+
+    fn find_duplicate(&self, dedup_id: &str) -> Result<Option<u64>, LogError> {
+        let found = read_dedup(&self.tree, dedup_id)?;
+        let committed = *self.committed.borrow();
+        Ok(found
+            .filter(|&(position, at)| position <= committed && !expired(at, self.window))
+            .map(|(position, _)| position))
+    }
+
+    fn committed(&self) -> watch::Receiver<u64> {
+        self.committed.clone()
+    }
+
+    fn duplicate_window(&self) -> Duration {
+        self.window
+    }
+
+    fn close(&self) -> std::pin::Pin<Box<dyn Future<Output = Result<(), LogError>> + Send>> {
+        let (reply, answer) = oneshot::channel();
+        let sent = self.send(Request::Close(reply));
+        // No further appends: they would be refused as closed.
+        self.requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        Box::pin(async move {
+            match sent {
+                Ok(()) => answer.await.unwrap_or(Ok(())),
+                Err(_) => Ok(()),
+            }
+        })
+    }
+}
+
+/// The writer thread's state.
+struct Writer {
+    db: sled::Db,
+    tree: sled::Tree,
+    data_file: File,
+    /// The highest position handed out.
+    last: u64,
+    committed: watch::Sender<u64>,
+    window: Duration,
+    stats: Arc<WriterStats>,
+}
+
+type Reply = oneshot::Sender<Result<Vec<Appended>, LogError>>;
+
+impl Writer {
+    fn run(mut self, requests: mpsc::Receiver<Request>) {
+        let mut last_sweep = Instant::now();
+        loop {
+            let first = match requests.recv_timeout(SWEEP_EVERY) {
+                Ok(request) => request,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    self.sweep();
+                    last_sweep = Instant::now();
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            };
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP {
+                match requests.try_recv() {
+                    Ok(request) => group.push(request),
+                    Err(_) => break,
+                }
+            }
+            let mut closing = Vec::new();
+            let appends: Vec<(Vec<Append>, Reply)> = group
+                .into_iter()
+                .filter_map(|request| match request {
+                    Request::Append(batch, reply) => Some((batch, reply)),
+                    Request::Close(reply) => {
+                        closing.push(reply);
+                        None
+                    }
+                })
+                .collect();
+            self.commit_group(appends);
+            if !closing.is_empty() {
+                // Appends queued behind the close request are refused.
+                while let Ok(request) = requests.try_recv() {
+                    if let Request::Append(_, reply) = request {
+                        let _ = reply.send(Err(LogError::Closed));
+                    }
+                }
+                let flushed = self.make_durable();
+                for reply in closing {
+                    let _ = reply.send(flushed.clone().map_err(LogError::Write));
+                }
+                return;
+            }
+            if last_sweep.elapsed() >= SWEEP_EVERY {
+                self.sweep();
+                last_sweep = Instant::now();
+            }
+        }
+    }
+
+    /// Applies one group as one batch, makes it durable, answers it.
+    fn commit_group(&mut self, group: Vec<(Vec<Append>, Reply)>) {
+        let mut batch = sled::Batch::default();
+        // This group's writes, which the tree does not show yet.
+        let mut keys: HashMap<String, u64> = HashMap::new();
+        let mut dedups: HashMap<String, u64> = HashMap::new();
+        let mut erased: HashMap<u64, Event> = HashMap::new();
+        let mut answers: Vec<(Reply, Result<Vec<Appended>, LogError>)> = Vec::new();
+        let mut next = self.last + 1;
+        let now = unix_seconds(SystemTime::now());
+        for (appends, reply) in group {
+            let answer = self.stage(
+                &appends,
+                &mut batch,
+                &mut keys,
+                &mut dedups,
+                &mut erased,
+                &mut next,
+                now,
+            );
+            answers.push((reply, answer));
+        }
+        if next == self.last + 1 && erased.is_empty() {
+            // Nothing to write (conflicts and duplicates only), but a
+            // duplicate is answered once its first append is durable: it was
+            // committed before this group, or it is in this group.
+            self.answer(answers);
+            return;
+        }
+        let written = self
+            .tree
+            .apply_batch(batch)
+            .map_err(|error| error.to_string())
+            .and_then(|()| self.make_durable());
+        match written {
+            Ok(()) => {
+                self.last = next - 1;
+                self.committed.send_replace(self.last);
+                self.stats.groups.fetch_add(1, Ordering::Relaxed);
+                self.answer(answers);
+            }
+            Err(error) => {
+                // Positions handed out stay used (gaps are harmless); the
+                // outcome of these appends is unknown to their callers.
+                self.last = next - 1;
+                tracing::error!(%error, "writing the log failed; failing the appends of the group");
+                for (reply, answer) in answers {
+                    let _ = reply.send(answer.and(Err(LogError::Write(error.clone()))));
+                }
+            }
+        }
+    }
+
+    /// Checks one batch's conditions and stages its events.
+    #[allow(clippy::too_many_arguments)]
+    fn stage(
+        &self,
+        appends: &[Append],
+        batch: &mut sled::Batch,
+        keys: &mut HashMap<String, u64>,
+        dedups: &mut HashMap<String, u64>,
+        erased: &mut HashMap<u64, Event>,
+        next: &mut u64,
+        now: u64,
+    ) -> Result<Vec<Appended>, LogError> {
+        for append in appends {
+            if let (Some(key), Some(expected)) = (&append.key, append.expect) {
+                let last = match keys.get(key) {
+                    Some(&position) => Some(position),
+                    None => self.last_of_key(key)?,
+                };
+                if last != expected {
+                    return Err(LogError::Conflict { key: key.clone() });
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(appends.len());
+        for append in appends {
+            if let Some(id) = &append.dedup_id {
+                let earlier = match dedups.get(id) {
+                    Some(&position) => Some(position),
+                    None => read_dedup(&self.tree, id)?
+                        .filter(|&(_, at)| !expired(at, self.window))
+                        .map(|(position, _)| position),
+                };
+                if let Some(position) = earlier {
+                    out.push(Appended::Duplicate(position));
+                    continue;
+                }
+            }
+            let position = *next;
+            *next += 1;
+            batch.insert(&log_key(position)[..], encode(&append.event));
+            if let Some(key) = &append.key {
+                batch.insert(key_key(key), &position.to_be_bytes());
+                keys.insert(key.clone(), position);
+            }
+            if let Some(id) = &append.dedup_id {
+                let (record, by_time) = dedup_keys(id, now);
+                batch.insert(record, encode(&(position, now)));
+                batch.insert(by_time, &[]);
+                dedups.insert(id.clone(), position);
+            }
+            if let Some(target) = append.erase {
+                let event = match erased.remove(&target) {
+                    Some(event) => Some(event),
+                    None => self.read_event(target)?,
+                };
+                if let Some(Event::Submitted(mut submitted)) = event {
+                    submitted.erase();
+                    let event = Event::Submitted(submitted);
+                    batch.insert(&log_key(target)[..], encode(&event));
+                    erased.insert(target, event);
+                }
+            }
+            out.push(Appended::New(position));
+        }
+        Ok(out)
+    }
+
+    fn answer(&self, answers: Vec<(Reply, Result<Vec<Appended>, LogError>)>) {
+        self.stats
+            .appends
+            .fetch_add(answers.len() as u64, Ordering::Relaxed);
+        for (reply, answer) in answers {
+            let _ = reply.send(answer);
+        }
+    }
+
+    /// sled's flush, then `fdatasync` of its data file.
+    fn make_durable(&self) -> Result<(), String> {
+        self.db.flush().map_err(|error| error.to_string())?;
+        self.data_file
+            .sync_data()
+            .map_err(|error| format!("fdatasync: {error}"))?;
+        self.stats.syncs.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn last_of_key(&self, key: &str) -> Result<Option<u64>, LogError> {
+        Ok(self
+            .tree
+            .get(key_key(key))
+            .map_err(read_error)?
+            .map(|bytes| position_of_value(&bytes)))
+    }
+
+    fn read_event(&self, position: u64) -> Result<Option<Event>, LogError> {
+        match self.tree.get(log_key(position)).map_err(read_error)? {
+            Some(bytes) => decode(&bytes)
+                .map(Some)
+                .map_err(|source| LogError::Corrupt { position, source }),
+            None => Ok(None),
+        }
+    }
+
+    /// Removes up to [`SWEEP_LIMIT`] expired duplicate records. Not synced:
+    /// a sweep lost in a crash is redone.
+    fn sweep(&self) {
+        let cutoff = unix_seconds(SystemTime::now()).saturating_sub(self.window.as_secs());
+        let end = [&[DEDUP_BY_TIME][..], &cutoff.to_be_bytes()].concat();
+        let mut batch = sled::Batch::default();
+        let mut swept = 0;
+        for entry in self.tree.range(vec![DEDUP_BY_TIME]..end).take(SWEEP_LIMIT) {
+            let Ok((key, _)) = entry else { break };
+            let id = String::from_utf8_lossy(&key[9..]).into_owned();
+            // A record for the same id written later is kept.
+            if let Ok(Some((_, at))) = read_dedup(&self.tree, &id)
+                && at <= cutoff
+            {
+                batch.remove(dedup_key(&id));
+            }
+            batch.remove(key);
+            swept += 1;
+        }
+        if swept > 0 {
+            if let Err(error) = self.tree.apply_batch(batch) {
+                tracing::warn!(%error, "sweeping expired duplicate records failed");
+            } else {
+                tracing::debug!(swept, "expired duplicate records swept");
+            }
+        }
+    }
+}
+
+fn read_dedup(tree: &sled::Tree, id: &str) -> Result<Option<(u64, u64)>, LogError> {
+    match tree.get(dedup_key(id)).map_err(read_error)? {
+        Some(bytes) => decode(&bytes)
+            .map(Some)
+            .map_err(|source| LogError::Corrupt {
+                position: 0,
+                source,
+            }),
+        None => Ok(None),
+    }
+}
+
+fn expired(at: u64, window: Duration) -> bool {
+    unix_seconds(SystemTime::now()).saturating_sub(at) > window.as_secs()
+}
+
+fn unix_seconds(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+pub(super) fn log_key(position: u64) -> [u8; 9] {
+    let mut key = [LOG; 9];
+    key[1..].copy_from_slice(&position.to_be_bytes());
+    key
+}
+
+fn dedup_key(id: &str) -> Vec<u8> {
+    [&[DEDUP][..], id.as_bytes()].concat()
+}
+
+/// The key of a duplicate record and of its sweep index entry.
+pub(super) fn dedup_keys(id: &str, at: u64) -> (Vec<u8>, Vec<u8>) {
+    (
+        dedup_key(id),
+        [&[DEDUP_BY_TIME][..], &at.to_be_bytes(), id.as_bytes()].concat(),
+    )
+}
+
+/// The key remembering a condition key's last position.
+pub(super) fn key_key(key: &str) -> Vec<u8> {
+    [&[KEY][..], key.as_bytes()].concat()
+}
+
+fn position_of(key: &[u8]) -> u64 {
+    position_of_value(&key[key.len().saturating_sub(8)..])
+}
+
+fn position_of_value(bytes: &[u8]) -> u64 {
+    let mut be = [0; 8];
+    let n = bytes.len().min(8);
+    be[8 - n..].copy_from_slice(&bytes[..n]);
+    u64::from_be_bytes(be)
+}
+
+fn read_error(error: sled::Error) -> LogError {
+    LogError::Read(error.to_string())
+}
