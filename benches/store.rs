@@ -2,7 +2,10 @@
 //! N tasks appending approved comments for a fixed time; then the bytes the
 //! process wrote to disk per comment (`/proc/self/io`).
 //!
-//! `cargo bench --bench store -- [--concurrency N] [--seconds S]`
+//! `cargo bench --bench store -- [--concurrency N] [--seconds S] [--log-only 1]`
+//!
+//! `--log-only 1` appends to the sled log alone (no views, no materialiser):
+//! the floor of what the views cost.
 
 mod common;
 
@@ -13,7 +16,7 @@ use std::{
 
 use commentd::{
     domain::{ArticleId, AuthorName, ClientId, CommentText, Decision, Verdict},
-    store::{Append, Event, Store, StoreOptions, Submitted},
+    store::{Append, CommentLog, Event, SledLog, Store, StoreOptions, Submitted},
 };
 use common::arg;
 
@@ -36,8 +39,28 @@ fn write_bytes() -> u64 {
 async fn main() -> anyhow::Result<()> {
     let concurrency = arg("--concurrency", 64);
     let seconds = arg("--seconds", 5);
+    let log_only = arg("--log-only", 0) == 1;
     let temp = tempfile::TempDir::new_in(".")?;
-    let store = Store::open(temp.path(), &StoreOptions::default(), Box::new(|_, _| {}))?;
+    let appender: Arc<dyn Fn(Append) -> futures_append::Future + Send + Sync> = if log_only {
+        let db = sled::Config::new().path(temp.path()).open()?;
+        let log = SledLog::open(&db, temp.path(), Duration::from_secs(3600))?;
+        Arc::new(move |append| {
+            let appended = log.append(vec![append]);
+            Box::pin(async move { appended.await.map(|_| ()).map_err(anyhow::Error::from) })
+        })
+    } else {
+        let store = Store::open(temp.path(), &StoreOptions::default(), Box::new(|_, _| {}))?;
+        Arc::new(move |append| {
+            let store = store.clone();
+            Box::pin(async move {
+                store
+                    .append_one(append)
+                    .await
+                    .map(|_| ())
+                    .map_err(anyhow::Error::from)
+            })
+        })
+    };
     let approved = Arc::new(Verdict {
         decision: Decision::Approved,
         reasons: vec![],
@@ -48,7 +71,7 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let workers: Vec<_> = (0..concurrency)
         .map(|worker| {
-            let store = store.clone();
+            let append = appender.clone();
             let approved = approved.clone();
             tokio::spawn(async move {
                 let mut count = 0u64;
@@ -63,7 +86,7 @@ async fn main() -> anyhow::Result<()> {
                         verdict: Verdict::clone(&approved),
                         fingerprint: count,
                     });
-                    store.append_one(Append::new(event)).await.unwrap();
+                    append(Append::new(event)).await.unwrap();
                     count += 1;
                 }
                 count
@@ -75,13 +98,19 @@ async fn main() -> anyhow::Result<()> {
         total += worker.await?;
     }
     let elapsed = started.elapsed().as_secs_f64();
-    store.close().await?;
+    drop(appender);
     let written = write_bytes().saturating_sub(written_before);
     println!(
-        "store: {total} durable appends in {elapsed:.1} s = {:.0}/s at concurrency {concurrency}; \
+        "{}: {total} durable appends in {elapsed:.1} s = {:.0}/s at concurrency {concurrency}; \
          {:.0} bytes written to disk per comment",
+        if log_only { "log alone" } else { "store" },
         total as f64 / elapsed,
         written as f64 / total.max(1) as f64
     );
     Ok(())
+}
+
+mod futures_append {
+    pub type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>;
 }

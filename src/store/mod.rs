@@ -249,9 +249,37 @@ impl Store {
         Ok(self.shared.log.find_duplicate(dedup_id)?)
     }
 
-    /// Where a comment id stands (without following an approval).
+    /// Where a comment id stands (without following an approval): the
+    /// status view once the comment changed, else what the event at its id
+    /// says.
     pub fn status(&self, id: CommentId) -> Result<Option<Status>> {
-        Ok(views::get(&self.shared.views, &views::status_key(id))?)
+        if let Some(status) = views::get(&self.shared.views, &views::status_key(id))? {
+            return Ok(Some(status));
+        }
+        if id.position() > self.last_position() {
+            return Ok(None);
+        }
+        Ok(match self.shared.log.get(id.position())? {
+            Some(Event::Submitted(submitted)) => match submitted.verdict.decision {
+                crate::domain::Decision::Approved => Some(Status::Published {
+                    article_id: submitted.article_id,
+                    source: id.position(),
+                }),
+                crate::domain::Decision::Held => Some(Status::Held {
+                    article_id: submitted.article_id,
+                }),
+                crate::domain::Decision::Rejected => None,
+            },
+            Some(Event::Moderated(moderated))
+                if moderated.action == crate::domain::ModerationAction::Approve =>
+            {
+                Some(Status::Published {
+                    article_id: moderated.article_id,
+                    source: moderated.source,
+                })
+            }
+            _ => None,
+        })
     }
 
     /// Finds a comment by id, following an approval to the published comment.
@@ -484,6 +512,16 @@ impl Store {
         };
         let start = [prefix.as_slice(), &(after + 1).to_be_bytes()].concat();
         let mut items = Vec::new();
+        // A comment's submission is its first audit entry, at its id.
+        if let AuditFilter::Comment(id) = filter
+            && id.position() > after
+            && limit > 0
+            && let Some(event) = self.shared.log.get(id.position())?
+            && matches!(&event, Event::Submitted(submitted)
+                if submitted.verdict.decision != crate::domain::Decision::Rejected)
+        {
+            items.push(event.audit(id.position()));
+        }
         for entry in self.shared.views.range(start..) {
             let (key, _) = entry?;
             if !key.starts_with(&prefix) {

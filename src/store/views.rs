@@ -10,14 +10,14 @@
 //! |-------------------------------------|------------------------------------|
 //! | `@`                                 | position of the last event applied |
 //! | `A` article `\0` position           | listing entry: published (its submission's position) or a removal |
-//! | `L` id                              | where a comment stands ([`Status`]) |
+//! | `L` id                              | where a comment stands ([`Status`]), once it changed (before, the event at the id says) |
 //! | `H` id, `G` article `\0` id         | the held queue, all and by article |
 //! | `C` client `\0` id                  | a client's published comments (for bans) |
 //! | `T` client `\0` id                  | a client's comments moderators approved (trust) |
 //! | `S` article                         | article settings                   |
 //! | `W` term                            | blocked or allowed term            |
 //! | `B` client                          | ban, and the position of its event |
-//! | `Va` article `\0` position, `Vc` id position | audit indexes (the log is the audit) |
+//! | `Va` article `\0` position, `Vc` id position | audit indexes (the log is the audit; a comment's own submission is not indexed) |
 //!
 //! Article and client ids cannot contain `\0` (validation), so every prefix
 //! scan is exact.
@@ -153,18 +153,13 @@ impl Materialised {
                 });
             }
             Decision::Held => {
-                self.put(
-                    status_key(id),
-                    encode(&Status::Held {
-                        article_id: article.clone(),
-                    }),
-                );
                 self.index(prefixed_id(HELD, id).to_vec());
                 self.index(held_by_article_key(article, id));
             }
-            Decision::Rejected => return,
+            // A submission's own audit entry is found by its id, without
+            // an index entry (see `Store::audit_after`).
+            Decision::Rejected => {}
         }
-        self.index(audit_by_comment_key(id, position));
     }
 
     fn moderated(&mut self, position: u64, moderated: &Moderated) {
@@ -214,17 +209,13 @@ impl Materialised {
         }
     }
 
+    /// Lists a comment. Its status is not written: until it changes, a
+    /// comment's status is what the event at its id says (see
+    /// `Store::status`), which saves a write per comment.
     fn publish(&mut self, id: CommentId, source: u64, article: &ArticleId, client: &ClientId) {
         self.put(
             listing_key(article, id.position()),
             encode(&ListingEntry::Published { source }),
-        );
-        self.put(
-            status_key(id),
-            encode(&Status::Published {
-                article_id: article.clone(),
-                source,
-            }),
         );
         self.index(by_client_key(BY_CLIENT, client, id));
     }
