@@ -10,24 +10,33 @@
 //! - [`app`]: [`Application`]: store, listener, services, graceful shutdown.
 //! - [`api`]: the gRPC layer: generated code, conversions, service impls.
 //! - [`error`]: the one mapping from errors to gRPC statuses.
-//! - [`comments`]: the readers' use cases (submit, check, get, list, subscribe).
+//! - [`comments`]: the readers' use cases (submit, check, get, list,
+//!   subscribe): screening, policy and the events a submission appends.
 //! - [`moderators`]: the moderators' use cases (queue, actions, settings,
-//!   terms, bans, audit); [`auth`]: their bearer tokens.
+//!   terms, bans, audit): the moderation rules, as events with conditions;
+//!   [`auth`]: their bearer tokens.
 //! - [`paging`]: opaque page tokens.
 //! - [`domain`]: validated types, comments, verdicts; no protobuf.
 //! - [`screening`]: the screening pipeline: one text normaliser, one file
 //!   per filter, the learned classifiers; `screening::train` (feature
 //!   `train`, binary `commentd-train`) trains and measures them.
-//! - [`store`]: sled key layout, group commit, durability.
+//! - [`store`]: the log of events behind the `CommentLog` seam (sled by
+//!   default: group commit, `fdatasync`), the views derived from it, the
+//!   format version and migrations.
 //! - [`hub`]: live fan-out per article, with the slow-subscriber policy.
 //!
-//! Dependencies point inward: `api` uses `comments`, which uses
-//! `screening`, `store` and `hub`; those know only `domain`.
+//! Dependencies point inward: `api` uses `comments` and `moderators` (and
+//! `domain`); those use `screening`, `store` and `hub`, which know only
+//! `domain` (the store also its own event types).
 //!
 //! # The log
-//! Stored comments take ids from one server-wide sequence: a comment id is a
-//! position in the log of writes. The per-article lists and the live fan-out
-//! are views of that log, and a subscriber's cursor is a position in it.
+//! Everything that happens is one event at one position of the log: a
+//! screened submission (approved, held or rejected), a moderator's action, a
+//! change of settings, terms or bans. A comment's id is the position of the
+//! event that published it, so ids order all comments; the per-article lists,
+//! the review queue and the audit indexes are views of the log, and a
+//! subscriber's cursor is a position in it. An acknowledged write is durable
+//! and visible in the views.
 
 pub mod api;
 pub mod app;

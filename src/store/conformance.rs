@@ -414,4 +414,43 @@ mod sled_log {
             .collect();
         assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
     }
+
+    /// Duplicate records expire after the window and are swept from disk.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn expired_duplicate_records_are_swept() {
+        use crate::store::CommentLog;
+        let dir = tempfile::TempDir::new().unwrap();
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let log = crate::store::SledLog::open(&db, dir.path(), std::time::Duration::from_secs(1))
+            .unwrap();
+        let first = log
+            .append(vec![
+                crate::store::Append::new(super::event(1)).dedup("retry-me".to_owned()),
+            ])
+            .await
+            .unwrap()[0]
+            .position();
+        assert_eq!(log.find_duplicate("retry-me").unwrap(), Some(first));
+        let tree = db.open_tree("log.v2").unwrap();
+        let records = || tree.scan_prefix(b"d").count() + tree.scan_prefix(b"t").count();
+        assert_eq!(records(), 2);
+        // Past the window (whole seconds) and a sweep (every second).
+        let mut swept = false;
+        for _ in 0..60 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            if records() == 0 {
+                swept = true;
+                break;
+            }
+        }
+        assert!(swept, "the expired record is still on disk");
+        assert_eq!(log.find_duplicate("retry-me").unwrap(), None);
+        let again = log
+            .append(vec![
+                crate::store::Append::new(super::event(1)).dedup("retry-me".to_owned()),
+            ])
+            .await
+            .unwrap();
+        assert!(matches!(again[0], crate::store::Appended::New(p) if p > first));
+    }
 }

@@ -94,6 +94,10 @@ impl SledLog {
         let data_file = File::open(dir.join("db")).map_err(|error| {
             LogError::Read(format!("opening sled's data file for fdatasync: {error}"))
         })?;
+        // The data file's directory entry, once (a new data dir).
+        File::open(dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|error| LogError::Write(format!("syncing the data dir: {error}")))?;
         let last = match tree.scan_prefix([LOG]).next_back() {
             Some(entry) => position_of(&entry.map_err(read_error)?.0),
             None => 0,
