@@ -5,14 +5,18 @@
 #   bench/h2load.sh                          # 3 runs of 10 s per RPC and load
 #   RUNS=5 DURATION=20 CONFIGS="4x1 4x16 1x1" bench/h2load.sh
 #
+#   COMMENTD_BIN=/other/build/commentd bench/h2load.sh
+#
 # CONFIGS are connections x streams per connection (h2load -c x -m).
 # Prints one table row per RPC and load: medians over RUNS of req/s and of
-# mean latency, failed or non-2xx requests over all runs, and for
-# SubmitComment the bytes the server wrote to disk per stored comment.
+# mean latency, failed or non-2xx requests over all runs, for SubmitComment
+# the bytes the server wrote to disk per stored comment (median), and the
+# largest share of the CPUs other processes took during a run (keep it ~0).
+# Per-run figures go to stderr.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=$ROOT/target/release/commentd
+BIN=${COMMENTD_BIN:-$ROOT/target/release/commentd} # another build: COMMENTD_BIN=path
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-10}
 CONFIGS=${CONFIGS:-"4x1 4x16"}
@@ -114,8 +118,9 @@ python3 "$WORK/pb.py" bodies "$WORK"
 # Server: ephemeral loopback port, fresh data, rate limit and duplicate window
 # off. Its log goes through cat, so the log file's writes are not charged to
 # the server's write_bytes.
+: >"$WORK/server.log"
 "$BIN" --listen 127.0.0.1:0 --data-dir "$WORK/data" --log-format text \
-  --rate-limit-burst 0 --duplicate-window-secs 0 > >(cat >"$WORK/server.log") 2>&1 &
+  --rate-limit-burst 0 --duplicate-window-secs 0 > >(cat >>"$WORK/server.log") 2>&1 &
 PID=$!
 ADDR=
 for _ in $(seq 100); do
@@ -126,7 +131,7 @@ for _ in $(seq 100); do
 done
 [[ -n $ADDR ]] || { echo "error: commentd did not start listening" >&2; exit 1; }
 URL=http://$ADDR/comments.v1.CommentService
-echo "commentd at HEAD $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?') (binary built $(date -r "$BIN" '+%F %T')) on $ADDR, pid $PID; $(nproc) cores" >&2
+echo "$BIN (built $(date -r "$BIN" '+%F %T'); HEAD $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')) on $ADDR, pid $PID; $(nproc) cores" >&2
 
 H2=(h2load -H 'content-type: application/grpc' -H 'te: trailers')
 
@@ -146,16 +151,22 @@ call SubmitComment submit && python3 "$WORK/pb.py" submit "$WORK/resp" >/dev/nul
 echo "checked: grpc-status 0, SubmitComment and CheckComment APPROVED, ListComments 20 of $SEED" >&2
 
 write_bytes() { awk '/^write_bytes:/ {print $2}' "/proc/$PID/io"; }
-# CPU seconds: the whole machine (busy), the server, and this script's finished
-# children (h2load); what is left is other processes competing for the cores.
+# CPU seconds of the whole machine (user, system, steal), of the server and of
+# this shell's finished children (h2load): the rest is other processes
+# competing for the cores. `times` must run in this shell, not a subshell.
 HZ=$(getconf CLK_TCK)
-busy_s() { awk -v hz="$HZ" '/^cpu / {print ($2 + $3 + $4 + $7 + $8 + $9) / hz}' /proc/stat; }
-server_s() { awk -v hz="$HZ" '{print ($14 + $15) / hz}' "/proc/$PID/stat"; }
-children_s() { times | awk 'NR == 2 {for (i = 1; i <= 2; i++) {split($i, t, "m"); s += t[1] * 60 + t[2]}; print s}'; }
-cpu_mark() { echo "$(date +%s.%N) $(busy_s) $(server_s) $(children_s)"; }
-others_pct() { # others' share of all cores between two cpu_marks, in %
-  awk -v n="$(nproc)" -v a="$1" -v b="$2" 'BEGIN {split(a, x, " "); split(b, y, " ")
-    o = (y[2] - x[2]) - (y[3] - x[3]) - (y[4] - x[4]); printf "%.0f", 100 * (o > 0 ? o : 0) / ((y[1] - x[1]) * n)}'
+cpu_mark() { # cpu_mark FILE: wall clock, machine, server, children
+  times >"$WORK/times"
+  { date +%s.%N
+    awk -v hz="$HZ" '/^cpu / {print ($2 + $3 + $4 + $9) / hz}' /proc/stat
+    awk -v hz="$HZ" '{print ($14 + $15) / hz}' "/proc/$PID/stat"
+    awk 'NR == 2 {for (i = 1; i <= 2; i++) {split($i, t, "m"); s += t[1] * 60 + t[2]}; print s}' "$WORK/times"
+  } | paste -sd' ' >"$WORK/$1"
+}
+others_pct() { # others' share of all cores between two marks, in %
+  awk -v n="$(nproc)" 'NR == 1 {split($0, a)} NR == 2 {split($0, b)} END {
+    o = (b[2] - a[2]) - (b[3] - a[3]) - (b[4] - a[4])
+    printf "%.0f", 100 * (o > 0 ? o : 0) / ((b[1] - a[1]) * n)}' "$WORK/$1" "$WORK/$2"
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
@@ -167,9 +178,9 @@ for rpc in SubmitComment:submit CheckComment:check ListComments:list; do
     c=${cfg%x*} m=${cfg#*x}
     rps=() lat=() per=() bad=0 others=0
     for run in $(seq "$RUNS"); do
-      before=$(write_bytes) mark=$(cpu_mark)
+      before=$(write_bytes); cpu_mark mark0
       out=$("${H2[@]}" -c "$c" -m "$m" -D "$DURATION" -d "$WORK/$body.bin" "$URL/$method")
-      after=$(write_bytes) o=$(others_pct "$mark" "$(cpu_mark)")
+      after=$(write_bytes); cpu_mark mark1; o=$(others_pct mark0 mark1)
       ((o <= others)) || others=$o
       ((o <= BUSIEST)) || BUSIEST=$o
       # finished in 10.00s, 123.40 req/s, ... / requests: ... N failed, ... /
