@@ -600,12 +600,18 @@ impl Materialiser {
             if *stop.borrow() && *committed.borrow() <= applied {
                 return;
             }
-            runtime.block_on(async {
+            let woken = runtime.block_on(async {
                 tokio::select! {
-                    _ = committed.wait_for(|&c| c > applied) => {}
-                    _ = stop.changed() => {}
+                    woken = committed.wait_for(|&c| c > applied) => woken.is_ok(),
+                    woken = stop.changed() => woken.is_ok(),
                 }
             });
+            if !woken {
+                // The log or the store is gone (dropped without `close`):
+                // apply what is committed and stop.
+                let _ = self.catch_up();
+                return;
+            }
         }
     }
 
