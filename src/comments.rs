@@ -90,7 +90,7 @@ impl Comments {
         if let Some(id) = &dedup_id
             && let Some(position) = self.store.find_duplicate(id)?
         {
-            return self.replay(position, &submission);
+            return self.replay(position, &submission).await;
         }
         self.rate_limiter
             .try_acquire(&submission.client_id)
@@ -151,12 +151,15 @@ impl Comments {
                     replayed: false,
                 })
             }
-            Appended::Duplicate(position) => self.replay(position, &submission),
+            Appended::Duplicate(position) => self.replay(position, &submission).await,
         }
     }
 
     /// The first response to an idempotency key, from its durable submission.
-    fn replay(&self, position: u64, submission: &Submission) -> Result<SubmitOutcome, Error> {
+    async fn replay(&self, position: u64, submission: &Submission) -> Result<SubmitOutcome, Error> {
+        // Durable already; answered once the views show it too, like the
+        // first answer.
+        self.store.wait_applied(position).await?;
         let submitted = self.store.submission(position)?.ok_or_else(|| {
             StoreError::NotFound(format!("the submission at {position} is missing"))
         })?;

@@ -120,7 +120,8 @@ impl Moderators {
             time: SystemTime::now(),
         }))
         .expecting(comment_key(id), None);
-        if action == ModerationAction::Remove {
+        if action != ModerationAction::Approve {
+            // A removed or rejected comment's text does not stay on disk.
             append = append.erasing(source);
         }
         let appended = self.store.append_one(append).await.map_err(|error| {
@@ -263,8 +264,11 @@ impl Moderators {
             }
             match self.store.append(batch).await {
                 Ok(_) => return Ok((ban, removed)),
-                // A moderator removed one of the comments meanwhile: read again.
-                Err(StoreError::Log(LogError::Conflict { .. })) if attempt < BAN_ATTEMPTS => {}
+                // A moderator removed one of the comments meanwhile: read
+                // again once the views show it.
+                Err(StoreError::Log(LogError::Conflict { .. })) if attempt < BAN_ATTEMPTS => {
+                    self.store.caught_up().await?;
+                }
                 Err(error) => {
                     return Err(conflict_as(error, || {
                         Error::FailedPrecondition(

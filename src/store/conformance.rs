@@ -453,4 +453,30 @@ mod sled_log {
             .unwrap();
         assert!(matches!(again[0], crate::store::Appended::New(p) if p > first));
     }
+
+    /// Long comments in a non-Latin script fill pages that sled writes to
+    /// files of their own (`blobs/`); each is synced before the append that
+    /// made it is acknowledged.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn blob_files_are_synced_too() {
+        use std::sync::atomic::Ordering;
+
+        use crate::store::CommentLog;
+        let dir = tempfile::TempDir::new().unwrap();
+        let log = open_sled(dir.path());
+        let text = "漢".repeat(4990);
+        for _ in 0..60 {
+            log.append(vec![crate::store::Append::new(super::submission(&text))])
+                .await
+                .unwrap();
+        }
+        let blobs = std::fs::read_dir(dir.path().join("blobs"))
+            .map(|entries| entries.count())
+            .unwrap_or(0);
+        assert!(
+            blobs > 0,
+            "sled wrote no blob file: the test no longer tests it"
+        );
+        assert!(log.stats().blob_syncs.load(Ordering::SeqCst) >= blobs as u64);
+    }
 }

@@ -219,7 +219,14 @@ impl Store {
         appended.pop().ok_or(StoreError::Closed)
     }
 
-    async fn wait_applied(&self, position: u64) -> Result<()> {
+    /// Waits until the views show everything the log has committed.
+    pub async fn caught_up(&self) -> Result<()> {
+        let committed = *self.shared.log.committed().borrow();
+        self.wait_applied(committed).await
+    }
+
+    /// Waits until the views show the event at `position`.
+    pub async fn wait_applied(&self, position: u64) -> Result<()> {
         let mut state = self.shared.state.clone();
         let state = state
             .wait_for(|state| state.applied >= position || state.failed.is_some())
@@ -313,7 +320,8 @@ impl Store {
         Ok(Lookup::Missing)
     }
 
-    /// The comment `id` whose content is the submission at `source`.
+    /// The comment `id` whose content is the submission at `source`; none
+    /// once its text was erased (a removal being committed).
     fn content(
         &self,
         id: CommentId,
@@ -322,6 +330,7 @@ impl Store {
     ) -> Result<Option<(Comment, Submitted)>> {
         Ok(self
             .submission(source)?
+            .filter(|submitted| submitted.text.is_some())
             .map(|submitted| (submitted.comment_as(id, state), submitted)))
     }
 
@@ -510,7 +519,7 @@ impl Store {
                 [views::AUDIT_BY_COMMENT, &id.position().to_be_bytes()[..]].concat()
             }
         };
-        let start = [prefix.as_slice(), &(after + 1).to_be_bytes()].concat();
+        let start = [prefix.as_slice(), &after.saturating_add(1).to_be_bytes()].concat();
         let mut items = Vec::new();
         // A comment's submission is its first audit entry, at its id.
         if let AuditFilter::Comment(id) = filter
@@ -592,6 +601,9 @@ impl Materialiser {
                     tracing::error!(%error, "applying committed events to the views failed");
                     self.state
                         .send_modify(|state| state.failed = Some(error.to_string()));
+                    if *stop.borrow() {
+                        return;
+                    }
                     thread::sleep(Duration::from_secs(1));
                     continue;
                 }

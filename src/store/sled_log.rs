@@ -26,9 +26,10 @@
 //! | `t` time (u64 BE) dedup id    | (empty) sweep index of `d`             |
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
+    ffi::OsString,
     fs::File,
-    path::Path,
+    path::{Path, PathBuf},
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
@@ -74,6 +75,8 @@ pub struct WriterStats {
     pub syncs: AtomicU64,
     /// Appends answered.
     pub appends: AtomicU64,
+    /// sled's blob files synced (large pages, in `blobs/`).
+    pub blob_syncs: AtomicU64,
 }
 
 /// The sled log. Cheap to clone.
@@ -109,6 +112,9 @@ impl SledLog {
             db: db.clone(),
             tree: tree.clone(),
             data_file,
+            dir: dir.to_owned(),
+            synced_blobs: HashSet::new(),
+            broken: None,
             last,
             committed: committed_tx,
             window: duplicate_window,
@@ -216,6 +222,14 @@ struct Writer {
     db: sled::Db,
     tree: sled::Tree,
     data_file: File,
+    /// sled's folder: large pages go to files of their own in `blobs/`.
+    dir: PathBuf,
+    /// Blob files already synced.
+    synced_blobs: HashSet<OsString>,
+    /// Why writing failed: after a failed flush or sync nothing more is
+    /// written (pages of the failed group may be lost while later ones are
+    /// not); every append is refused until a restart recovers the log.
+    broken: Option<String>,
     /// The highest position handed out.
     last: u64,
     committed: watch::Sender<u64>,
@@ -279,6 +293,14 @@ impl Writer {
 
     /// Applies one group as one batch, makes it durable, answers it.
     fn commit_group(&mut self, group: Vec<(Vec<Append>, Reply)>) {
+        if let Some(cause) = &self.broken {
+            for (_, reply) in group {
+                let _ = reply.send(Err(LogError::Write(format!(
+                    "the log stopped writing after an earlier failure ({cause}); restart commentd"
+                ))));
+            }
+            return;
+        }
         let mut batch = sled::Batch::default();
         // This group's writes, which the tree does not show yet.
         let mut keys: HashMap<String, u64> = HashMap::new();
@@ -319,10 +341,11 @@ impl Writer {
                 self.answer(answers);
             }
             Err(error) => {
-                // Positions handed out stay used (gaps are harmless); the
-                // outcome of these appends is unknown to their callers.
+                // The outcome of these appends is unknown to their callers;
+                // nothing more is written (see `broken`).
                 self.last = next - 1;
-                tracing::error!(%error, "writing the log failed; failing the appends of the group");
+                self.broken = Some(error.clone());
+                tracing::error!(%error, "writing the log failed; refusing appends until a restart");
                 for (reply, answer) in answers {
                     let _ = reply.send(answer.and(Err(LogError::Write(error.clone()))));
                 }
@@ -406,13 +429,50 @@ impl Writer {
         }
     }
 
-    /// sled's flush, then `fdatasync` of its data file.
-    fn make_durable(&self) -> Result<(), String> {
+    /// sled's flush, then `fdatasync` of its data file and of any new
+    /// blob file (sled writes a page over a quarter of a segment, such as
+    /// many long non-Latin comments, to a file of its own and syncs neither
+    /// it nor its folder).
+    fn make_durable(&mut self) -> Result<(), String> {
         self.db.flush().map_err(|error| error.to_string())?;
         self.data_file
             .sync_data()
             .map_err(|error| format!("fdatasync: {error}"))?;
+        self.sync_new_blobs()
+            .map_err(|error| format!("syncing sled's blob files: {error}"))?;
         self.stats.syncs.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn sync_new_blobs(&mut self) -> std::io::Result<()> {
+        let folder = self.dir.join("blobs");
+        let entries = match std::fs::read_dir(&folder) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(error) => return Err(error),
+        };
+        let mut present = HashSet::new();
+        let mut synced_any = false;
+        for entry in entries {
+            let name = entry?.file_name();
+            if !self.synced_blobs.contains(&name) {
+                match File::open(folder.join(&name)) {
+                    Ok(file) => {
+                        file.sync_data()?;
+                        self.stats.blob_syncs.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // sled removed it meanwhile.
+                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(error) => return Err(error),
+                }
+                synced_any = true;
+            }
+            present.insert(name);
+        }
+        if synced_any {
+            File::open(&folder)?.sync_all()?;
+        }
+        self.synced_blobs = present;
         Ok(())
     }
 
@@ -445,7 +505,7 @@ impl Writer {
             let id = String::from_utf8_lossy(&key[9..]).into_owned();
             // A record for the same id written later is kept.
             if let Ok(Some((_, at))) = read_dedup(&self.tree, &id)
-                && at <= cutoff
+                && at < cutoff
             {
                 batch.remove(dedup_key(&id));
             }

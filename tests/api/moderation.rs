@@ -706,3 +706,38 @@ async fn concurrent_moderators_cannot_both_act_on_one_comment() {
     assert_eq!(ids.len(), published.len(), "no comment published twice");
     assert!(published.len() <= 5);
 }
+
+/// A removed comment's and a rejected held comment's author and text are
+/// erased from the log itself, not only from the listings; the audit stays.
+#[tokio::test]
+async fn removed_and_rejected_comments_are_erased_from_the_log() {
+    let mut app = spawn_app().await;
+    let published = submit_approved(&mut app.client, "news/1", "A comment to take down").await;
+    let held = submit_held(&mut app, "news/1", "c1").await;
+    let mut alice = app.alice().await;
+    moderate(&mut alice, &published.id, pb::Action::Remove)
+        .await
+        .unwrap();
+    moderate(&mut alice, &held.id, pb::Action::Reject)
+        .await
+        .unwrap();
+    let data_dir = app.data_dir.clone();
+    let _keep = app.stop().await;
+
+    let store = commentd::store::Store::open(
+        &data_dir,
+        &commentd::store::StoreOptions::default(),
+        Box::new(|_, _| {}),
+    )
+    .unwrap();
+    for id in [&published.id, &held.id] {
+        let position = u64::from_str_radix(id, 16).unwrap();
+        let submitted = store
+            .submission(position)
+            .unwrap()
+            .expect("the audit stays");
+        assert_eq!(submitted.text, None, "{id}");
+        assert_eq!(submitted.author_name, None, "{id}");
+    }
+    store.close().await.unwrap();
+}
