@@ -376,19 +376,28 @@ impl Writer {
                 }
             }
         }
-        let mut out = Vec::with_capacity(appends.len());
+        // Every read first, so that an error stages nothing of this batch.
+        let mut earlier_appends = Vec::with_capacity(appends.len());
+        let mut erase_targets = Vec::with_capacity(appends.len());
         for append in appends {
-            if let Some(id) = &append.dedup_id {
-                let earlier = match dedups.get(id) {
-                    Some(&position) => Some(position),
-                    None => read_dedup(&self.tree, id)?
-                        .filter(|&(_, at)| !expired(at, self.window))
-                        .map(|(position, _)| position),
-                };
-                if let Some(position) = earlier {
-                    out.push(Appended::Duplicate(position));
-                    continue;
-                }
+            earlier_appends.push(match &append.dedup_id {
+                Some(id) => read_dedup(&self.tree, id)?
+                    .filter(|&(_, at)| !expired(at, self.window))
+                    .map(|(position, _)| position),
+                None => None,
+            });
+            erase_targets.push(match append.erase {
+                Some(target) if !erased.contains_key(&target) => self.read_event(target)?,
+                _ => None,
+            });
+        }
+        let mut out = Vec::with_capacity(appends.len());
+        for ((append, earlier), stored) in appends.iter().zip(earlier_appends).zip(erase_targets) {
+            if let Some(id) = &append.dedup_id
+                && let Some(position) = dedups.get(id).copied().or(earlier)
+            {
+                out.push(Appended::Duplicate(position));
+                continue;
             }
             let position = *next;
             *next += 1;
@@ -404,10 +413,7 @@ impl Writer {
                 dedups.insert(id.clone(), position);
             }
             if let Some(target) = append.erase {
-                let event = match erased.remove(&target) {
-                    Some(event) => Some(event),
-                    None => self.read_event(target)?,
-                };
+                let event = erased.remove(&target).or(stored);
                 if let Some(Event::Submitted(mut submitted)) = event {
                     submitted.erase();
                     let event = Event::Submitted(submitted);
