@@ -221,6 +221,15 @@ pub enum DecodeError {
     Postcard(#[from] postcard::Error),
 }
 
+/// The big-endian u64 that ends a key (a position or id), or that is a
+/// value; shorter input reads as its low bytes.
+pub fn u64_at_end(bytes: &[u8]) -> u64 {
+    let mut be = [0; 8];
+    let tail = &bytes[bytes.len().saturating_sub(8)..];
+    be[8 - tail.len()..].copy_from_slice(tail);
+    u64::from_be_bytes(be)
+}
+
 /// The format byte and the value in postcard.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     let mut bytes = vec![FORMAT];

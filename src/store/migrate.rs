@@ -18,7 +18,7 @@ use serde::{Deserialize, de::DeserializeOwned};
 
 use super::{
     Event, Moderated, StoreError, Submitted, client_key, comment_key,
-    event::{FORMAT, encode},
+    event::{FORMAT, encode, u64_at_end},
     idempotency_id,
 };
 use crate::domain::{
@@ -126,10 +126,6 @@ fn json<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> 
     })
 }
 
-fn id_at_end(key: &[u8]) -> u64 {
-    super::views::u64_of(key)
-}
-
 /// Reads a v1 tree into events.
 fn from_v1(tree: &sled::Tree) -> Result<Imported, StoreError> {
     let mut audits: Vec<AuditEvent> = Vec::new();
@@ -147,7 +143,7 @@ fn from_v1(tree: &sled::Tree) -> Result<Imported, StoreError> {
         match key.first() {
             Some(b'u') => audits.push(json(&key, &bytes)?),
             Some(b'i') => {
-                locations.insert(id_at_end(&key), json(&key, &bytes)?);
+                locations.insert(u64_at_end(&key), json(&key, &bytes)?);
             }
             Some(b'l') => match json(&key, &bytes)? {
                 V1LogEntry::Published(comment) => {
@@ -155,12 +151,12 @@ fn from_v1(tree: &sled::Tree) -> Result<Imported, StoreError> {
                 }
                 V1LogEntry::Redacted => {}
                 V1LogEntry::Removed { comment_id } => {
-                    removals.insert(comment_id, id_at_end(&key));
+                    removals.insert(comment_id, u64_at_end(&key));
                 }
             },
             Some(b'h') => {
                 let record: V1Held = json(&key, &bytes)?;
-                held.insert(id_at_end(&key), record.comment);
+                held.insert(u64_at_end(&key), record.comment);
             }
             Some(b'k') => {
                 let (client, idempotency_key) = rest.split_once('\0').unwrap_or((&rest, ""));

@@ -39,7 +39,7 @@ pub use views::{BanRecord, Status};
 
 use crate::domain::{
     ArticleEvent, ArticleId, ArticleSettings, AuditEvent, AuditFilter, Ban, ClientId, Comment,
-    CommentId, CommentState, HeldComment, Term,
+    CommentId, CommentState, Decision, HeldComment, ModerationAction, Term,
 };
 use views::{ListingEntry, Materialised, ViewError};
 
@@ -260,32 +260,39 @@ impl Store {
     /// status view once the comment changed, else what the event at its id
     /// says.
     pub fn status(&self, id: CommentId) -> Result<Option<Status>> {
+        Ok(self.status_and_submission(id)?.0)
+    }
+
+    /// [`Store::status`], and the submission at `id` when the status was
+    /// derived from it (so a lookup does not read it twice).
+    fn status_and_submission(&self, id: CommentId) -> Result<(Option<Status>, Option<Submitted>)> {
         if let Some(status) = views::get(&self.shared.views, &views::status_key(id))? {
-            return Ok(Some(status));
+            return Ok((Some(status), None));
         }
         if id.position() > self.last_position() {
-            return Ok(None);
+            return Ok((None, None));
         }
         Ok(match self.shared.log.get(id.position())? {
-            Some(Event::Submitted(submitted)) => match submitted.verdict.decision {
-                crate::domain::Decision::Approved => Some(Status::Published {
-                    article_id: submitted.article_id,
-                    source: id.position(),
-                }),
-                crate::domain::Decision::Held => Some(Status::Held {
-                    article_id: submitted.article_id,
-                }),
-                crate::domain::Decision::Rejected => None,
-            },
-            Some(Event::Moderated(moderated))
-                if moderated.action == crate::domain::ModerationAction::Approve =>
-            {
+            Some(Event::Submitted(submitted)) => {
+                let article_id = submitted.article_id.clone();
+                let status = match submitted.verdict.decision {
+                    Decision::Approved => Some(Status::Published {
+                        article_id,
+                        source: id.position(),
+                    }),
+                    Decision::Held => Some(Status::Held { article_id }),
+                    Decision::Rejected => None,
+                };
+                (status, Some(submitted))
+            }
+            Some(Event::Moderated(moderated)) if moderated.action == ModerationAction::Approve => (
                 Some(Status::Published {
                     article_id: moderated.article_id,
                     source: moderated.source,
-                })
-            }
-            _ => None,
+                }),
+                None,
+            ),
+            _ => (None, None),
         })
     }
 
@@ -293,23 +300,27 @@ impl Store {
     pub fn lookup(&self, id: CommentId) -> Result<Lookup> {
         let mut id = id;
         for _ in 0..2 {
-            return match self.status(id)? {
+            let (status, read) = self.status_and_submission(id)?;
+            return match status {
                 None => Ok(Lookup::Missing),
                 Some(Status::Published { source, .. }) => {
-                    Ok(match self.content(id, source, CommentState::Published)? {
-                        Some((comment, _)) => Lookup::Published(comment),
-                        None => Lookup::Missing,
-                    })
+                    let read = read.filter(|_| source == id.position());
+                    Ok(
+                        match self.content(id, source, CommentState::Published, read)? {
+                            Some((comment, _)) => Lookup::Published(comment),
+                            None => Lookup::Missing,
+                        },
+                    )
                 }
-                Some(Status::Held { .. }) => {
-                    Ok(match self.content(id, id.position(), CommentState::Held)? {
+                Some(Status::Held { .. }) => Ok(
+                    match self.content(id, id.position(), CommentState::Held, read)? {
                         Some((comment, submitted)) => Lookup::Held(Box::new(HeldComment {
                             comment,
                             verdict: submitted.verdict,
                         })),
                         None => Lookup::Missing,
-                    })
-                }
+                    },
+                ),
                 Some(Status::ApprovedAs(new_id)) => {
                     id = new_id;
                     continue;
@@ -320,16 +331,21 @@ impl Store {
         Ok(Lookup::Missing)
     }
 
-    /// The comment `id` whose content is the submission at `source`; none
-    /// once its text was erased (a removal being committed).
+    /// The comment `id` whose content is the submission at `source` (`read`
+    /// when the caller has it already); none once its text was erased (a
+    /// removal being committed).
     fn content(
         &self,
         id: CommentId,
         source: u64,
         state: CommentState,
+        read: Option<Submitted>,
     ) -> Result<Option<(Comment, Submitted)>> {
-        Ok(self
-            .submission(source)?
+        let submitted = match read {
+            Some(submitted) => Some(submitted),
+            None => self.submission(source)?,
+        };
+        Ok(submitted
             .filter(|submitted| submitted.text.is_some())
             .map(|submitted| (submitted.comment_as(id, state), submitted)))
     }
@@ -351,8 +367,8 @@ impl Store {
             if items.len() == limit {
                 return Ok(Page { items, more: true });
             }
-            let id = CommentId::new(views::u64_of(&key));
-            if let Some((comment, _)) = self.content(id, source, CommentState::Published)? {
+            let id = CommentId::new(event::u64_at_end(&key));
+            if let Some((comment, _)) = self.content(id, source, CommentState::Published, None)? {
                 items.push(comment);
             }
         }
@@ -374,17 +390,14 @@ impl Store {
         let mut last_read = None;
         for entry in self.shared.views.range(start..end).take(limit) {
             let (key, bytes) = entry?;
-            let position = views::u64_of(&key);
+            let position = event::u64_at_end(&key);
             last_read = Some(position);
-            let entry: ListingEntry =
-                event::decode(&bytes).map_err(|source| ViewError::Corrupt {
-                    key: format!("listing {article} {position}"),
-                    source,
-                })?;
-            match entry {
+            match views::decode_entry(&key, &bytes)? {
                 ListingEntry::Published { source } => {
                     let id = CommentId::new(position);
-                    if let Some((comment, _)) = self.content(id, source, CommentState::Published)? {
+                    if let Some((comment, _)) =
+                        self.content(id, source, CommentState::Published, None)?
+                    {
                         events.push(ArticleEvent::Published(comment));
                     }
                 }
@@ -416,18 +429,35 @@ impl Store {
                 views::prefixed_id(views::HELD, from).to_vec(),
             ),
         };
-        let mut items = Vec::new();
+        self.index_page(&prefix, start, limit, Vec::new(), |id| {
+            Ok(match self.lookup(CommentId::new(id))? {
+                Lookup::Held(held) => Some(*held),
+                _ => None,
+            })
+        })
+    }
+
+    /// Up to `limit` items, `items` first and then one per index key under
+    /// `prefix` from `start` (read by `item` from the number ending the key;
+    /// `None` skips it), and whether more follow.
+    fn index_page<T>(
+        &self,
+        prefix: &[u8],
+        start: Vec<u8>,
+        limit: usize,
+        mut items: Vec<T>,
+        mut item: impl FnMut(u64) -> Result<Option<T>>,
+    ) -> Result<Page<T>> {
         for entry in self.shared.views.range(start..) {
             let (key, _) = entry?;
-            if !key.starts_with(&prefix) {
+            if !key.starts_with(prefix) {
                 break;
             }
             if items.len() == limit {
                 return Ok(Page { items, more: true });
             }
-            let id = CommentId::new(views::u64_of(&key));
-            if let Lookup::Held(held) = self.lookup(id)? {
-                items.push(*held);
+            if let Some(found) = item(event::u64_at_end(&key))? {
+                items.push(found);
             }
         }
         Ok(Page { items, more: false })
@@ -454,7 +484,7 @@ impl Store {
         self.shared
             .views
             .scan_prefix(&prefix)
-            .map(|entry| Ok(CommentId::new(views::u64_of(&entry?.0))))
+            .map(|entry| Ok(CommentId::new(event::u64_at_end(&entry?.0))))
             .collect()
     }
 
@@ -480,11 +510,7 @@ impl Store {
             .scan_prefix([views::BAN])
             .map(|entry| {
                 let (key, bytes) = entry?;
-                let record: BanRecord =
-                    event::decode(&bytes).map_err(|source| ViewError::Corrupt {
-                        key: String::from_utf8_lossy(&key).into_owned(),
-                        source,
-                    })?;
+                let record: BanRecord = views::decode_entry(&key, &bytes)?;
                 Ok(record.ban)
             })
             .collect()
@@ -527,24 +553,17 @@ impl Store {
             && limit > 0
             && let Some(event) = self.shared.log.get(id.position())?
             && matches!(&event, Event::Submitted(submitted)
-                if submitted.verdict.decision != crate::domain::Decision::Rejected)
+                if submitted.verdict.decision != Decision::Rejected)
         {
             items.push(event.audit(id.position()));
         }
-        for entry in self.shared.views.range(start..) {
-            let (key, _) = entry?;
-            if !key.starts_with(&prefix) {
-                break;
-            }
-            if items.len() == limit {
-                return Ok(Page { items, more: true });
-            }
-            let position = views::u64_of(&key);
-            if let Some(event) = self.shared.log.get(position)? {
-                items.push(event.audit(position));
-            }
-        }
-        Ok(Page { items, more: false })
+        self.index_page(&prefix, start, limit, items, |position| {
+            Ok(self
+                .shared
+                .log
+                .get(position)?
+                .map(|event| event.audit(position)))
+        })
     }
 
     /// Deletes the views of the (closed) store in `path`; the next open

@@ -42,7 +42,7 @@ use std::{
 use tokio::sync::{oneshot, watch};
 
 use super::{
-    event::{Event, decode, encode},
+    event::{Event, decode, encode, u64_at_end},
     log::{Append, AppendFuture, Appended, CommentLog, LogError},
 };
 
@@ -102,7 +102,7 @@ impl SledLog {
             .and_then(|dir| dir.sync_all())
             .map_err(|error| LogError::Write(format!("syncing the data dir: {error}")))?;
         let last = match tree.scan_prefix([LOG]).next_back() {
-            Some(entry) => position_of(&entry.map_err(read_error)?.0),
+            Some(entry) => u64_at_end(&entry.map_err(read_error)?.0),
             None => 0,
         };
         let (committed_tx, committed) = watch::channel(last);
@@ -165,9 +165,8 @@ impl CommentLog for SledLog {
         let range = log_key(after.saturating_add(1))..=log_key(committed);
         for entry in self.tree.range(range).take(limit) {
             let (key, bytes) = entry.map_err(read_error)?;
-            let position = position_of(&key);
-            let event = decode(&bytes).map_err(|source| LogError::Corrupt { position, source })?;
-            events.push((position, event));
+            let position = u64_at_end(&key);
+            events.push((position, decode_event(position, &bytes)?));
         }
         Ok(events)
     }
@@ -176,12 +175,7 @@ impl CommentLog for SledLog {
         if position > *self.committed.borrow() {
             return Ok(None);
         }
-        match self.tree.get(log_key(position)).map_err(read_error)? {
-            Some(bytes) => decode(&bytes)
-                .map(Some)
-                .map_err(|source| LogError::Corrupt { position, source }),
-            None => Ok(None),
-        }
+        read_event(&self.tree, position)
     }
 
     fn find_duplicate(&self, dedup_id: &str) -> Result<Option<u64>, LogError> {
@@ -387,7 +381,7 @@ impl Writer {
                 None => None,
             });
             erase_targets.push(match append.erase {
-                Some(target) if !erased.contains_key(&target) => self.read_event(target)?,
+                Some(target) if !erased.contains_key(&target) => read_event(&self.tree, target)?,
                 _ => None,
             });
         }
@@ -487,16 +481,7 @@ impl Writer {
             .tree
             .get(key_key(key))
             .map_err(read_error)?
-            .map(|bytes| position_of_value(&bytes)))
-    }
-
-    fn read_event(&self, position: u64) -> Result<Option<Event>, LogError> {
-        match self.tree.get(log_key(position)).map_err(read_error)? {
-            Some(bytes) => decode(&bytes)
-                .map(Some)
-                .map_err(|source| LogError::Corrupt { position, source }),
-            None => Ok(None),
-        }
+            .map(|bytes| u64_at_end(&bytes)))
     }
 
     /// Removes up to [`SWEEP_LIMIT`] expired duplicate records. Not synced:
@@ -526,6 +511,18 @@ impl Writer {
             }
         }
     }
+}
+
+/// The event at `position`, committed or not.
+fn read_event(tree: &sled::Tree, position: u64) -> Result<Option<Event>, LogError> {
+    match tree.get(log_key(position)).map_err(read_error)? {
+        Some(bytes) => decode_event(position, &bytes).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn decode_event(position: u64, bytes: &[u8]) -> Result<Event, LogError> {
+    decode(bytes).map_err(|source| LogError::Corrupt { position, source })
 }
 
 fn read_dedup(tree: &sled::Tree, id: &str) -> Result<Option<(u64, u64)>, LogError> {
@@ -569,17 +566,6 @@ pub(super) fn dedup_keys(id: &str, at: u64) -> (Vec<u8>, Vec<u8>) {
 /// The key remembering a condition key's last position.
 pub(super) fn key_key(key: &str) -> Vec<u8> {
     [&[KEY][..], key.as_bytes()].concat()
-}
-
-fn position_of(key: &[u8]) -> u64 {
-    position_of_value(&key[key.len().saturating_sub(8)..])
-}
-
-fn position_of_value(bytes: &[u8]) -> u64 {
-    let mut be = [0; 8];
-    let n = bytes.len().min(8);
-    be[8 - n..].copy_from_slice(&bytes[..n]);
-    u64::from_be_bytes(be)
 }
 
 fn read_error(error: sled::Error) -> LogError {

@@ -24,7 +24,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::event::{DecodeError, Event, Moderated, Submitted, decode, encode};
+use super::event::{DecodeError, Event, Moderated, Submitted, decode, encode, u64_at_end};
 use crate::domain::{
     ArticleEvent, ArticleId, ArticleSettings, Ban, ClientId, CommentId, Decision, ModerationAction,
     Term,
@@ -234,14 +234,20 @@ pub(super) fn get<T: for<'de> Deserialize<'de>>(
     key: &[u8],
 ) -> Result<Option<T>, ViewError> {
     match tree.get(key)? {
-        Some(bytes) => decode(&bytes)
-            .map(Some)
-            .map_err(|source| ViewError::Corrupt {
-                key: String::from_utf8_lossy(key).into_owned(),
-                source,
-            }),
+        Some(bytes) => decode_entry(key, &bytes).map(Some),
         None => Ok(None),
     }
+}
+
+/// A view entry's value; an undecodable one names its key.
+pub(super) fn decode_entry<T: for<'de> Deserialize<'de>>(
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<T, ViewError> {
+    decode(bytes).map_err(|source| ViewError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        source,
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -253,7 +259,7 @@ pub enum ViewError {
 }
 
 pub(super) fn applied(tree: &sled::Tree) -> Result<u64, ViewError> {
-    Ok(tree.get(APPLIED)?.map_or(0, |bytes| u64_of(&bytes)))
+    Ok(tree.get(APPLIED)?.map_or(0, |bytes| u64_at_end(&bytes)))
 }
 
 pub(super) fn listing_key(article: &ArticleId, position: u64) -> Vec<u8> {
@@ -333,14 +339,6 @@ pub(super) fn prefixed_id(prefix: u8, id: CommentId) -> [u8; 9] {
     key
 }
 
-/// The big-endian u64 that ends a key.
-pub(super) fn u64_of(bytes: &[u8]) -> u64 {
-    let mut be = [0; 8];
-    let tail = &bytes[bytes.len().saturating_sub(8)..];
-    be[8 - tail.len()..].copy_from_slice(tail);
-    u64::from_be_bytes(be)
-}
-
 /// The key's settings value, or the default.
 pub(super) fn settings(
     tree: &sled::Tree,
@@ -354,10 +352,7 @@ pub(super) fn terms(tree: &sled::Tree) -> Result<Vec<Term>, ViewError> {
     tree.scan_prefix([TERM])
         .map(|entry| {
             let (key, bytes) = entry?;
-            decode(&bytes).map_err(|source| ViewError::Corrupt {
-                key: String::from_utf8_lossy(&key).into_owned(),
-                source,
-            })
+            decode_entry(&key, &bytes)
         })
         .collect()
 }
