@@ -11,20 +11,23 @@ use anyhow::Context;
 use tokio::{net::TcpListener, sync::watch};
 use tonic::{
     service::interceptor::InterceptedService,
-    transport::{Identity, Server, ServerTlsConfig, server::TcpIncoming},
+    transport::{Identity, Server, ServerTlsConfig},
 };
 use tonic_health::server::HealthReporter;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::{
     api::{CommentApi, ModerationApi, pb},
-    auth::ModeratorTokens,
-    comments::Comments,
+    auth::{ModeratorAuth, ModeratorTokens},
+    comments::{Comments, SubmitLimits},
     config::Config,
+    domain::ReservedNames,
     hub::Hub,
     moderators::Moderators,
-    screening::{Models, Pipeline, TermList, rate_limit::RateLimiter},
-    store::{Store, StoreOptions},
+    peer::TrustedProxies,
+    screening::{Models, Pipeline, TermList, pool::ScreeningPool},
+    store::{Store, StoreOptions, Writability},
+    transport::{self, StreamLimitLayer},
 };
 
 /// Initial HTTP/2 connection window: large enough for thousands of streams
@@ -43,6 +46,7 @@ pub struct Application {
     comments: Arc<Comments>,
     moderators: Arc<Moderators>,
     moderator_tokens: ModeratorTokens,
+    trusted_proxies: TrustedProxies,
     tls: Option<ServerTlsConfig>,
     shutdown: watch::Sender<bool>,
 }
@@ -57,6 +61,7 @@ impl Application {
             &StoreOptions {
                 idempotency_ttl: config.idempotency_ttl,
                 cache_bytes: config.cache_mb * 1024 * 1024,
+                min_free_bytes: config.min_free_disk_mb * 1024 * 1024,
             },
             Box::new(move |events, durable_through| publish_to.publish(events, durable_through)),
         )
@@ -91,19 +96,28 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let local_addr = listener.local_addr()?;
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let trusted_proxies = TrustedProxies::parse(&config.trusted_proxies)?;
+        let reserved_names =
+            ReservedNames::new(config.reserved_author_names.iter().map(String::as_str));
+        let pipeline = Pipeline::new(
+            config.profanity,
+            config.spam,
+            config.toxicity,
+            terms.clone(),
+            Models::embedded()?,
+        );
         let comments = Arc::new(Comments::new(
             store.clone(),
             hub,
-            Pipeline::new(
-                config.profanity,
-                config.spam,
-                config.toxicity,
-                terms.clone(),
-                Models::embedded()?,
-            ),
-            RateLimiter::new(config.rate),
-            config.duplicate_window,
-            config.max_text_chars,
+            ScreeningPool::new(pipeline, config.screening),
+            &SubmitLimits {
+                client_rate: config.rate,
+                peer_rate: config.peer_rate,
+                check_rate: config.check_rate,
+                duplicate_window: config.duplicate_window,
+                max_text_chars: config.max_text_chars,
+            },
+            reserved_names,
             shutdown_rx,
         ));
         let moderators = Arc::new(Moderators::new(store.clone(), terms));
@@ -115,6 +129,7 @@ impl Application {
             comments,
             moderators,
             moderator_tokens,
+            trusted_proxies,
             tls,
             shutdown,
         })
@@ -135,6 +150,7 @@ impl Application {
             comments,
             moderators,
             moderator_tokens,
+            trusted_proxies,
             tls,
             shutdown,
         } = self;
@@ -148,14 +164,25 @@ impl Application {
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
-        let comment_service = CommentServer::new(CommentApi::new(comments))
-            .max_decoding_message_size(config.max_message_bytes);
+        let comment_service = CommentServer::new(CommentApi::new(
+            comments,
+            trusted_proxies.clone(),
+            config.connections.max_subscriptions_per_connection,
+        ))
+        .max_decoding_message_size(config.max_message_bytes);
         let moderation_service = InterceptedService::new(
             ModerationServer::new(ModerationApi::new(moderators))
                 .max_decoding_message_size(config.max_message_bytes),
-            moderator_tokens,
+            ModeratorAuth::new(moderator_tokens, config.auth_failures, trusted_proxies),
         );
         set_serving(&health, true).await;
+        // NOT_SERVING while the store refuses writes (a full disk), SERVING
+        // again once it takes them; ends at shutdown.
+        tokio::spawn(report_writability(
+            store.writability(),
+            health.clone(),
+            shutdown.subscribe(),
+        ));
 
         let mut stopping = shutdown.subscribe();
         let mut builder = Server::builder();
@@ -168,11 +195,15 @@ impl Application {
         let server = builder
             .initial_connection_window_size(CONNECTION_WINDOW)
             .max_concurrent_streams(config.max_concurrent_streams)
-            .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
-            .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
+            .http2_keepalive_interval(Some(config.keepalive_interval))
+            .http2_keepalive_timeout(Some(config.keepalive_timeout))
+            // Reading a request and answering it; a request that never
+            // finishes arriving is dropped then.
+            .timeout(config.request_timeout)
             // gRPC-web for browsers: HTTP/1.1 accepted and translated by
             // tonic-web; CORS only for the configured origins.
             .accept_http1(true)
+            .layer(StreamLimitLayer::new(config.connections.max_streams))
             .layer(cors)
             .layer(tonic_web::GrpcWebLayer::new())
             .add_service(health_service)
@@ -180,12 +211,10 @@ impl Application {
             .add_service(reflection_v1alpha)
             .add_service(comment_service)
             .add_service(moderation_service)
-            // TCP options must be set on the incoming stream: with
-            // `serve_with_incoming*` the builder's `tcp_nodelay` is ignored,
-            // and without it a response written in two segments waits for
-            // the client's delayed ACK (about 44 ms a call).
+            // The accept loop sets TCP_NODELAY itself (with
+            // `serve_with_incoming*` the builder's TCP settings are ignored).
             .serve_with_incoming_shutdown(
-                TcpIncoming::from(listener).with_nodelay(Some(true)),
+                transport::incoming(listener, config.connections),
                 async move {
                     let _ = stopping.wait_for(|stop| *stop).await;
                 },
@@ -214,6 +243,24 @@ impl Application {
             .context("flushing the store on shutdown")?;
         tracing::info!("commentd stopped");
         Ok(())
+    }
+}
+
+async fn report_writability(
+    mut writability: watch::Receiver<Writability>,
+    health: HealthReporter,
+    mut stopping: watch::Receiver<bool>,
+) {
+    loop {
+        let writable = *writability.borrow_and_update() == Writability::Writable;
+        if *stopping.borrow() {
+            return;
+        }
+        set_serving(&health, writable).await;
+        tokio::select! {
+            changed = writability.changed() => if changed.is_err() { return },
+            _ = stopping.wait_for(|stop| *stop) => return,
+        }
     }
 }
 

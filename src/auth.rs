@@ -4,12 +4,23 @@
 //! are ignored). The name is what the audit log records; tokens are never
 //! logged. Every token is compared in constant time, and all of them are
 //! always compared, so timing tells nothing about which one nearly matched.
+//!
+//! A failed attempt is logged with the caller's address (never the token)
+//! and counts against that address: past the limit, its attempts are
+//! refused with RESOURCE_EXHAUSTED before any token is compared, so tokens
+//! cannot be guessed at speed.
 
-use std::{path::Path, sync::Arc};
+use std::{net::IpAddr, path::Path, sync::Arc};
 
 use anyhow::{Context, bail};
 use subtle::ConstantTimeEq;
 use tonic::{Request, Status, service::Interceptor};
+
+use crate::{
+    error::Error,
+    peer::{self, TrustedProxies},
+    screening::rate_limit::{RateLimiter, RatePolicy},
+};
 
 /// The name of the authenticated moderator, put in request extensions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,20 +96,62 @@ impl ModeratorTokens {
     }
 }
 
-impl Interceptor for ModeratorTokens {
+/// The interceptor in front of `ModerationService`.
+#[derive(Clone)]
+pub struct ModeratorAuth {
+    tokens: ModeratorTokens,
+    failures: Arc<RateLimiter<IpAddr>>,
+    trusted_proxies: TrustedProxies,
+}
+
+impl ModeratorAuth {
+    /// `failures`: failed attempts an address may make.
+    pub fn new(
+        tokens: ModeratorTokens,
+        failures: RatePolicy,
+        trusted_proxies: TrustedProxies,
+    ) -> Self {
+        Self {
+            tokens,
+            failures: Arc::new(RateLimiter::new(failures)),
+            trusted_proxies,
+        }
+    }
+
+    fn refuse(&self, caller: Option<IpAddr>, reason: &'static str) -> Status {
+        tracing::warn!(
+            caller = caller.map(tracing::field::display),
+            reason,
+            "moderator authentication failed"
+        );
+        if let Some(caller) = caller {
+            let _ = self.failures.try_acquire(&caller);
+        }
+        Status::unauthenticated(reason)
+    }
+}
+
+impl Interceptor for ModeratorAuth {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let header = request
-            .metadata()
-            .get("authorization")
-            .ok_or_else(|| Status::unauthenticated("missing authorization: Bearer <token>"))?;
-        let token = header
-            .as_bytes()
-            .strip_prefix(b"Bearer ")
-            .ok_or_else(|| Status::unauthenticated("authorization must be: Bearer <token>"))?;
-        let name = self
-            .authenticate(token)
-            .ok_or_else(|| Status::unauthenticated("unknown moderator token"))?
-            .to_owned();
+        let caller = peer::caller(&request, &self.trusted_proxies);
+        if let Some(caller) = caller
+            && let Err(retry_after) = self.failures.check(&caller)
+        {
+            return Err(Error::RateLimited {
+                what: "too many failed authentications from this address",
+                retry_after,
+            }
+            .into());
+        }
+        let Some(header) = request.metadata().get("authorization") else {
+            return Err(self.refuse(caller, "missing authorization: Bearer <token>"));
+        };
+        let Some(token) = header.as_bytes().strip_prefix(b"Bearer ") else {
+            return Err(self.refuse(caller, "authorization must be: Bearer <token>"));
+        };
+        let Some(name) = self.tokens.authenticate(token).map(str::to_owned) else {
+            return Err(self.refuse(caller, "unknown moderator token"));
+        };
         request.extensions_mut().insert(Moderator(name));
         Ok(request)
     }

@@ -6,21 +6,26 @@
 //! (replay) and the [`Hub`] (live). Nothing here knows about gRPC.
 
 use std::{
+    net::IpAddr,
     sync::Arc,
     time::{Duration, SystemTime},
 };
 
-use tokio::sync::{broadcast::error::RecvError, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 
 use crate::{
     domain::{
-        ArticleEvent, ArticleId, ArticleSettings, AuthorName, Comment, CommentId, CommentText,
-        Decision, Filter, ModerationMode, Reason, Submission, Verdict,
+        ArticleEvent, ArticleId, ArticleSettings, AuthorName, ClientId, Comment, CommentId,
+        CommentText, Decision, Filter, ModerationMode, Reason, ReservedNames, Submission, Verdict,
     },
     error::Error,
-    hub::{Hub, Subscription},
+    hub::{Hub, Lagged, Subscription},
     paging,
-    screening::{Pipeline, duplicate::DuplicateTracker, rate_limit::RateLimiter},
+    screening::{
+        duplicate::DuplicateTracker,
+        pool::ScreeningPool,
+        rate_limit::{RateLimiter, RatePolicy},
+    },
     store::{Append, Appended, Event, Lookup, Store, StoreError, Submitted, idempotency_id},
 };
 
@@ -45,12 +50,30 @@ pub struct CommentPage {
     pub next_page_token: Option<String>,
 }
 
+/// What limits submissions and checks.
+#[derive(Debug, Clone)]
+pub struct SubmitLimits {
+    /// Submissions per `client_id`.
+    pub client_rate: RatePolicy,
+    /// Submissions per caller address, whatever the `client_id`s.
+    pub peer_rate: RatePolicy,
+    /// `CheckComment` calls per caller address.
+    pub check_rate: RatePolicy,
+    /// How long the same text from the same client is a duplicate.
+    pub duplicate_window: Duration,
+    /// Longest text, in characters.
+    pub max_text_chars: usize,
+}
+
 pub struct Comments {
     store: Store,
     hub: Arc<Hub>,
-    pipeline: Pipeline,
-    rate_limiter: RateLimiter,
+    screening: ScreeningPool,
+    client_rate: RateLimiter<ClientId>,
+    peer_rate: RateLimiter<IpAddr>,
+    check_rate: RateLimiter<IpAddr>,
     duplicates: DuplicateTracker,
+    reserved_names: ReservedNames,
     max_text_chars: usize,
     shutdown: watch::Receiver<bool>,
 }
@@ -59,19 +82,21 @@ impl Comments {
     pub fn new(
         store: Store,
         hub: Arc<Hub>,
-        pipeline: Pipeline,
-        rate_limiter: RateLimiter,
-        duplicate_window: Duration,
-        max_text_chars: usize,
+        screening: ScreeningPool,
+        limits: &SubmitLimits,
+        reserved_names: ReservedNames,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
         Self {
             store,
             hub,
-            pipeline,
-            rate_limiter,
-            duplicates: DuplicateTracker::new(duplicate_window),
-            max_text_chars,
+            screening,
+            client_rate: RateLimiter::new(limits.client_rate),
+            peer_rate: RateLimiter::new(limits.peer_rate),
+            check_rate: RateLimiter::new(limits.check_rate),
+            duplicates: DuplicateTracker::new(limits.duplicate_window),
+            reserved_names,
+            max_text_chars: limits.max_text_chars,
             shutdown,
         }
     }
@@ -81,8 +106,13 @@ impl Comments {
         self.max_text_chars
     }
 
-    /// Screens and records a submission.
-    pub async fn submit(&self, submission: Submission) -> Result<SubmitOutcome, Error> {
+    /// Screens and records a submission from `caller` (the address the
+    /// per-peer limit counts; none for in-process calls).
+    pub async fn submit(
+        &self,
+        submission: Submission,
+        caller: Option<IpAddr>,
+    ) -> Result<SubmitOutcome, Error> {
         let dedup_id = submission
             .idempotency_key
             .as_ref()
@@ -92,9 +122,21 @@ impl Comments {
         {
             return self.replay(position, &submission).await;
         }
-        self.rate_limiter
+        self.reserved_names.check(&submission.author_name)?;
+        if let Some(caller) = caller {
+            self.peer_rate
+                .try_acquire(&caller)
+                .map_err(|retry_after| Error::RateLimited {
+                    what: "too many submissions from this address",
+                    retry_after,
+                })?;
+        }
+        self.client_rate
             .try_acquire(&submission.client_id)
-            .map_err(|retry_after| Error::RateLimited { retry_after })?;
+            .map_err(|retry_after| Error::RateLimited {
+                what: "too many submissions from this client_id",
+                retry_after,
+            })?;
         if let Some(parent) = submission.parent_id {
             self.check_parent(parent, &submission.article_id)?;
         }
@@ -108,8 +150,12 @@ impl Comments {
         }
 
         let mut verdict = self
-            .pipeline
-            .screen(Some(&submission.author_name), &submission.text);
+            .screening
+            .screen(
+                Some(submission.author_name.clone()),
+                submission.text.clone(),
+            )
+            .await?;
         if let Some(reason) = self
             .duplicates
             .check(&submission.client_id, &submission.text)
@@ -242,9 +288,23 @@ impl Comments {
         }
     }
 
-    /// Screens content without storing anything or touching per-client state.
-    pub fn check(&self, author_name: Option<&AuthorName>, text: &CommentText) -> Verdict {
-        self.pipeline.screen(author_name, text)
+    /// Screens content without storing anything or touching per-client
+    /// state; limited per `caller` address.
+    pub async fn check(
+        &self,
+        author_name: Option<AuthorName>,
+        text: CommentText,
+        caller: Option<IpAddr>,
+    ) -> Result<Verdict, Error> {
+        if let Some(caller) = caller {
+            self.check_rate
+                .try_acquire(&caller)
+                .map_err(|retry_after| Error::RateLimited {
+                    what: "too many CheckComment calls from this address",
+                    retry_after,
+                })?;
+        }
+        Ok(self.screening.screen(author_name, text).await?)
     }
 
     /// One approved comment.
@@ -265,7 +325,8 @@ impl Comments {
         page_token: &str,
     ) -> Result<CommentPage, Error> {
         let scope = format!("comments:{article}");
-        let after = paging::decode(page_token, &scope)?.map(CommentId::new);
+        let after =
+            paging::decode(page_token, &scope, self.store.last_position())?.map(CommentId::new);
         let page = self
             .store
             .published_after(article, after, paging::page_size(page_size))?;
@@ -285,7 +346,7 @@ impl Comments {
         self: &Arc<Self>,
         article: ArticleId,
         after: Option<CommentId>,
-    ) -> Result<mpsc::Receiver<Result<ArticleEvent, Error>>, Error> {
+    ) -> Result<mpsc::Receiver<Result<Arc<ArticleEvent>, Error>>, Error> {
         if *self.shutdown.borrow() {
             return Err(Error::ShuttingDown);
         }
@@ -309,13 +370,10 @@ impl Comments {
         self: Arc<Self>,
         article: ArticleId,
         after: Option<CommentId>,
-        subscription: Subscription,
-        sender: mpsc::Sender<Result<ArticleEvent, Error>>,
+        mut subscription: Subscription,
+        sender: mpsc::Sender<Result<Arc<ArticleEvent>, Error>>,
     ) {
-        let Subscription {
-            mut receiver,
-            watermark,
-        } = subscription;
+        let watermark = subscription.watermark;
         let mut stream = StreamSender {
             sender,
             shutdown: self.shutdown.clone(),
@@ -328,26 +386,26 @@ impl Comments {
                 self.catch_up(&article, watermark, &mut stream).await?;
             }
             loop {
-                let received = tokio::select! {
+                match subscription.events_after(stream.last_sent) {
+                    Ok(events) => {
+                        for event in events {
+                            stream.send(event).await?;
+                        }
+                    }
+                    Err(Lagged) => {
+                        tracing::debug!(%article, "subscriber lagged; catching up from the store");
+                        let watermark = self.hub.watermark();
+                        self.catch_up(&article, watermark, &mut stream).await?;
+                        continue;
+                    }
+                }
+                tokio::select! {
                     biased;
                     _ = stream.shutdown.wait_for(|stopping| *stopping) => {
                         return Err(StreamEnd::ShuttingDown);
                     }
                     _ = stream.sender.closed() => return Err(StreamEnd::ClientGone),
-                    received = receiver.recv() => received,
-                };
-                match received {
-                    Ok(event) => {
-                        if event.position() > stream.last_sent {
-                            stream.send(ArticleEvent::clone(&event)).await?;
-                        }
-                    }
-                    Err(RecvError::Lagged(missed)) => {
-                        tracing::debug!(%article, missed, "subscriber lagged; catching up from the store");
-                        let watermark = self.hub.watermark();
-                        self.catch_up(&article, watermark, &mut stream).await?;
-                    }
-                    Err(RecvError::Closed) => return Err(StreamEnd::ShuttingDown),
+                    () = subscription.published() => {}
                 }
             }
         }
@@ -362,7 +420,7 @@ impl Comments {
                 let _ = stream.sender.try_send(Err(error.into()));
             }
         }
-        drop(receiver);
+        drop(subscription);
         self.hub.release(&article);
         tracing::debug!(%article, "subscription ended");
     }
@@ -379,12 +437,13 @@ impl Comments {
                 self.store
                     .events_after(article, stream.last_sent, through, REPLAY_CHUNK)?;
             for event in events {
-                stream.send(event).await?;
+                stream.send(Arc::new(event)).await?;
             }
             match last_read {
                 // Skip redacted entries too, so the next chunk starts after them.
                 Some(position) => stream.last_sent = stream.last_sent.max(position),
-                None => break,
+                // Everything of this article up to `through` is sent.
+                None => stream.last_sent = through,
             }
         }
         Ok(())
@@ -417,14 +476,14 @@ impl From<StoreError> for StreamEnd {
 
 /// The sending half of one subscription, remembering the last position sent.
 struct StreamSender {
-    sender: mpsc::Sender<Result<ArticleEvent, Error>>,
+    sender: mpsc::Sender<Result<Arc<ArticleEvent>, Error>>,
     shutdown: watch::Receiver<bool>,
     last_sent: u64,
 }
 
 impl StreamSender {
     /// Sends one event; waits while the client is slow, but not past shutdown.
-    async fn send(&mut self, event: ArticleEvent) -> Result<(), StreamEnd> {
+    async fn send(&mut self, event: Arc<ArticleEvent>) -> Result<(), StreamEnd> {
         let position = event.position();
         tokio::select! {
             biased;

@@ -6,7 +6,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::{
     domain::{CommentText, Severity},
-    screening::{ProfanityPolicy, SpamPolicy, ToxicityPolicy, rate_limit::RatePolicy},
+    screening::{
+        ProfanityPolicy, SpamPolicy, ToxicityPolicy, pool::PoolSize, rate_limit::RatePolicy,
+    },
+    transport::ConnectionLimits,
 };
 
 /// commentd: a comment moderation service for news sites, over gRPC.
@@ -21,6 +24,8 @@ pub struct Cli {
     pub serve: ServeArgs,
 }
 
+// Parsed once per process: the size of the serve flags does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gRPC server (the default).
@@ -96,6 +101,12 @@ pub struct ServeArgs {
     /// this plus the models and connections).
     #[arg(long, env = "COMMENTD_CACHE_MB", default_value_t = defaults::CACHE_MB)]
     pub cache_mb: u64,
+
+    /// Free space (MiB) kept on the data disk: below it (or below a
+    /// quarter of the disk, if less) writes get UNAVAILABLE and health
+    /// reports NOT_SERVING until space is freed; reads keep working.
+    #[arg(long, env = "COMMENTD_MIN_FREE_DISK_MB", default_value_t = defaults::MIN_FREE_DISK_MB)]
+    pub min_free_disk_mb: u64,
 
     /// Log format; filter with RUST_LOG (default: info).
     #[arg(long, env = "COMMENTD_LOG_FORMAT", value_enum, default_value = "text")]
@@ -191,9 +202,90 @@ pub struct ServeArgs {
     #[arg(long, env = "COMMENTD_STREAM_BUFFER", default_value_t = defaults::STREAM_BUFFER)]
     pub stream_buffer: usize,
 
-    /// Most concurrent HTTP/2 streams (calls, subscriptions) per connection.
+    /// Most concurrent HTTP/2 streams (calls, subscriptions) per
+    /// connection; the client is told, and waits or opens another.
     #[arg(long, env = "COMMENTD_MAX_CONCURRENT_STREAMS", default_value_t = defaults::MAX_CONCURRENT_STREAMS)]
     pub max_concurrent_streams: u32,
+
+    /// Most open connections; one more is closed at once (UNAVAILABLE).
+    #[arg(long, env = "COMMENTD_MAX_CONNECTIONS", default_value_t = defaults::MAX_CONNECTIONS)]
+    pub max_connections: usize,
+
+    /// Most calls and streams in progress on all connections together;
+    /// one more gets RESOURCE_EXHAUSTED.
+    #[arg(long, env = "COMMENTD_MAX_STREAMS", default_value_t = defaults::MAX_STREAMS)]
+    pub max_streams: usize,
+
+    /// Most live subscriptions on one connection; one more gets
+    /// RESOURCE_EXHAUSTED.
+    #[arg(long, env = "COMMENTD_MAX_SUBSCRIPTIONS_PER_CONNECTION", default_value_t = defaults::MAX_SUBSCRIPTIONS_PER_CONNECTION)]
+    pub max_subscriptions_per_connection: usize,
+
+    /// Seconds a call may take, reading its request included (a request
+    /// that never finishes arriving is dropped then); a client's shorter
+    /// grpc-timeout wins. Streams' responses are not limited.
+    #[arg(long, env = "COMMENTD_REQUEST_TIMEOUT_SECS", default_value_t = defaults::REQUEST_TIMEOUT_SECS)]
+    pub request_timeout_secs: u64,
+
+    /// Seconds a connection may stay open with no call or stream in
+    /// progress (keep-alive pings do not count) before it is closed.
+    #[arg(long, env = "COMMENTD_IDLE_TIMEOUT_SECS", default_value_t = defaults::IDLE_TIMEOUT_SECS)]
+    pub idle_timeout_secs: u64,
+
+    /// Seconds between HTTP/2 keep-alive pings to each client.
+    #[arg(long, env = "COMMENTD_KEEPALIVE_INTERVAL_SECS", default_value_t = defaults::KEEPALIVE_INTERVAL_SECS)]
+    pub keepalive_interval_secs: u64,
+
+    /// Seconds to wait for a ping's answer before dropping the connection.
+    #[arg(long, env = "COMMENTD_KEEPALIVE_TIMEOUT_SECS", default_value_t = defaults::KEEPALIVE_TIMEOUT_SECS)]
+    pub keepalive_timeout_secs: u64,
+
+    /// Submissions per second one address may make, whatever the
+    /// client_ids it sends (bursts of twice that); 0 disables. Raise it, or
+    /// list the backend in --trusted-proxies, when one backend posts for
+    /// all readers.
+    #[arg(long, env = "COMMENTD_PEER_RATE_LIMIT_PER_SEC", default_value_t = defaults::PEER_RATE_PER_SEC)]
+    pub peer_rate_limit_per_sec: u32,
+
+    /// CheckComment calls per second one address may make (bursts of twice
+    /// that); 0 disables.
+    #[arg(long, env = "COMMENTD_CHECK_RATE_LIMIT_PER_SEC", default_value_t = defaults::CHECK_RATE_PER_SEC)]
+    pub check_rate_limit_per_sec: u32,
+
+    /// Failed moderator authentications one address may make per minute
+    /// before its attempts are refused with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "COMMENTD_AUTH_FAILURES_PER_MINUTE", default_value_t = defaults::AUTH_FAILURES_PER_MINUTE)]
+    pub auth_failures_per_minute: u32,
+
+    /// Proxies (addresses or CIDR networks) whose X-Forwarded-For names
+    /// the client that per-address limits count; repeatable or
+    /// comma-separated. The header is ignored from any other peer.
+    #[arg(
+        long = "trusted-proxy",
+        env = "COMMENTD_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<String>,
+
+    /// Screenings running at once, on their own threads (0: one per core).
+    #[arg(long, env = "COMMENTD_SCREENING_WORKERS", default_value_t = 0)]
+    pub screening_workers: usize,
+
+    /// Screenings waiting for a worker before more calls get
+    /// RESOURCE_EXHAUSTED (0: 64 per worker).
+    #[arg(long, env = "COMMENTD_SCREENING_QUEUE", default_value_t = 0)]
+    pub screening_queue: usize,
+
+    /// Author names readers may not use, nor look-alikes of them
+    /// (add the names your staff comment under); comma-separated, empty
+    /// for none.
+    #[arg(
+        long,
+        env = "COMMENTD_RESERVED_AUTHOR_NAMES",
+        value_delimiter = ',',
+        default_value = defaults::RESERVED_AUTHOR_NAMES
+    )]
+    pub reserved_author_names: Vec<String>,
 
     /// File of moderator tokens, one `name:token` per line. Without it,
     /// every ModerationService call is UNAUTHENTICATED.
@@ -229,6 +321,7 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub cache_mb: u64,
+    pub min_free_disk_mb: u64,
     pub max_text_chars: usize,
     pub max_message_bytes: usize,
     pub rate: RatePolicy,
@@ -239,6 +332,19 @@ pub struct Config {
     pub idempotency_ttl: Duration,
     pub stream_buffer: usize,
     pub max_concurrent_streams: u32,
+    pub connections: ConnectionLimits,
+    pub request_timeout: Duration,
+    pub keepalive_interval: Duration,
+    pub keepalive_timeout: Duration,
+    /// Submissions per caller address.
+    pub peer_rate: RatePolicy,
+    /// CheckComment calls per caller address.
+    pub check_rate: RatePolicy,
+    /// Failed moderator authentications per caller address.
+    pub auth_failures: RatePolicy,
+    pub trusted_proxies: Vec<String>,
+    pub screening: PoolSize,
+    pub reserved_author_names: Vec<String>,
     pub shutdown_grace: Duration,
     pub moderator_tokens_file: Option<PathBuf>,
     /// Origins allowed to call with gRPC-web across origins (CORS).
@@ -253,6 +359,7 @@ impl ServeArgs {
             listen: self.listen,
             data_dir: self.data_dir.clone(),
             cache_mb: self.cache_mb,
+            min_free_disk_mb: self.min_free_disk_mb,
             max_text_chars: self.max_text_chars,
             max_message_bytes: self.max_message_bytes,
             rate: RatePolicy {
@@ -276,6 +383,27 @@ impl ServeArgs {
             idempotency_ttl: Duration::from_secs(self.idempotency_ttl_hours * 3600),
             stream_buffer: self.stream_buffer,
             max_concurrent_streams: self.max_concurrent_streams,
+            connections: ConnectionLimits {
+                max_connections: self.max_connections,
+                max_streams: self.max_streams,
+                max_subscriptions_per_connection: self.max_subscriptions_per_connection,
+                idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            },
+            request_timeout: Duration::from_secs(self.request_timeout_secs),
+            keepalive_interval: Duration::from_secs(self.keepalive_interval_secs),
+            keepalive_timeout: Duration::from_secs(self.keepalive_timeout_secs),
+            peer_rate: RatePolicy::per_second(
+                self.peer_rate_limit_per_sec,
+                self.peer_rate_limit_per_sec.saturating_mul(2),
+            ),
+            check_rate: RatePolicy::per_second(
+                self.check_rate_limit_per_sec,
+                self.check_rate_limit_per_sec.saturating_mul(2),
+            ),
+            auth_failures: defaults::auth_failures(self.auth_failures_per_minute),
+            trusted_proxies: self.trusted_proxies.clone(),
+            screening: defaults::screening(self.screening_workers, self.screening_queue),
+            reserved_author_names: self.reserved_author_names.clone(),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
             moderator_tokens_file: self.moderator_tokens_file.clone(),
             cors_allow_origins: self.cors_allow_origins.clone(),
@@ -293,6 +421,7 @@ impl Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: data_dir.into(),
             cache_mb: defaults::CACHE_MB,
+            min_free_disk_mb: defaults::MIN_FREE_DISK_MB,
             max_text_chars: CommentText::DEFAULT_MAX_CHARS,
             max_message_bytes: defaults::MAX_MESSAGE_BYTES,
             rate: RatePolicy::default(),
@@ -303,6 +432,30 @@ impl Config {
             idempotency_ttl: Duration::from_secs(defaults::IDEMPOTENCY_TTL_HOURS * 3600),
             stream_buffer: defaults::STREAM_BUFFER,
             max_concurrent_streams: defaults::MAX_CONCURRENT_STREAMS,
+            connections: ConnectionLimits {
+                max_connections: defaults::MAX_CONNECTIONS,
+                max_streams: defaults::MAX_STREAMS,
+                max_subscriptions_per_connection: defaults::MAX_SUBSCRIPTIONS_PER_CONNECTION,
+                idle_timeout: Duration::from_secs(defaults::IDLE_TIMEOUT_SECS),
+            },
+            request_timeout: Duration::from_secs(defaults::REQUEST_TIMEOUT_SECS),
+            keepalive_interval: Duration::from_secs(defaults::KEEPALIVE_INTERVAL_SECS),
+            keepalive_timeout: Duration::from_secs(defaults::KEEPALIVE_TIMEOUT_SECS),
+            peer_rate: RatePolicy::per_second(
+                defaults::PEER_RATE_PER_SEC,
+                2 * defaults::PEER_RATE_PER_SEC,
+            ),
+            check_rate: RatePolicy::per_second(
+                defaults::CHECK_RATE_PER_SEC,
+                2 * defaults::CHECK_RATE_PER_SEC,
+            ),
+            auth_failures: defaults::auth_failures(defaults::AUTH_FAILURES_PER_MINUTE),
+            trusted_proxies: Vec::new(),
+            screening: PoolSize::default(),
+            reserved_author_names: defaults::RESERVED_AUTHOR_NAMES
+                .split(',')
+                .map(str::to_owned)
+                .collect(),
             shutdown_grace: Duration::from_secs(defaults::SHUTDOWN_GRACE_SECS),
             moderator_tokens_file: None,
             cors_allow_origins: Vec::new(),
@@ -314,6 +467,7 @@ impl Config {
 /// Built-in defaults shared by the flags and [`Config::ephemeral`].
 mod defaults {
     pub const CACHE_MB: u64 = 256;
+    pub const MIN_FREE_DISK_MB: u64 = 64;
     pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
     pub const RATE_LIMIT_BURST: u32 = 3;
     pub const RATE_LIMIT_INTERVAL_MS: u64 = 3000;
@@ -321,8 +475,45 @@ mod defaults {
     pub const MAX_LINKS: usize = 2;
     pub const IDEMPOTENCY_TTL_HOURS: u64 = 24;
     pub const STREAM_BUFFER: usize = 1024;
-    pub const MAX_CONCURRENT_STREAMS: u32 = 10_000;
+    pub const MAX_CONCURRENT_STREAMS: u32 = 1_000;
+    pub const MAX_CONNECTIONS: usize = 10_000;
+    pub const MAX_STREAMS: usize = 20_000;
+    pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 500;
+    pub const REQUEST_TIMEOUT_SECS: u64 = 30;
+    pub const IDLE_TIMEOUT_SECS: u64 = 300;
+    pub const KEEPALIVE_INTERVAL_SECS: u64 = 30;
+    pub const KEEPALIVE_TIMEOUT_SECS: u64 = 10;
+    pub const PEER_RATE_PER_SEC: u32 = 100;
+    pub const CHECK_RATE_PER_SEC: u32 = 20;
+    pub const AUTH_FAILURES_PER_MINUTE: u32 = 10;
+    pub const RESERVED_AUTHOR_NAMES: &str =
+        "admin,administrator,moderator,moderators,staff,editor,editors,commentd,system";
     pub const SHUTDOWN_GRACE_SECS: u64 = 10;
+
+    /// `per_minute` failures, all of them allowed at once.
+    pub fn auth_failures(per_minute: u32) -> super::RatePolicy {
+        if per_minute == 0 {
+            return super::RatePolicy::per_second(0, 0);
+        }
+        super::RatePolicy {
+            burst: per_minute,
+            interval: super::Duration::from_secs(60) / per_minute,
+        }
+    }
+
+    /// 0 workers: one per core; 0 queue: 64 per worker.
+    pub fn screening(workers: usize, queue: usize) -> super::PoolSize {
+        let default = super::PoolSize::default();
+        let workers = if workers == 0 {
+            default.workers
+        } else {
+            workers
+        };
+        super::PoolSize {
+            workers,
+            queue: if queue == 0 { 64 * workers } else { queue },
+        }
+    }
 }
 
 #[cfg(test)]
@@ -339,6 +530,16 @@ mod tests {
         assert_eq!(from_flags.toxicity, built_in.toxicity);
         assert_eq!(from_flags.duplicate_window, built_in.duplicate_window);
         assert_eq!(from_flags.max_message_bytes, built_in.max_message_bytes);
+        assert_eq!(from_flags.connections, built_in.connections);
+        assert_eq!(from_flags.peer_rate, built_in.peer_rate);
+        assert_eq!(from_flags.check_rate, built_in.check_rate);
+        assert_eq!(from_flags.auth_failures, built_in.auth_failures);
+        assert_eq!(from_flags.screening, built_in.screening);
+        assert_eq!(
+            from_flags.reserved_author_names,
+            built_in.reserved_author_names
+        );
+        assert_eq!(from_flags.request_timeout, built_in.request_timeout);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::{fmt, time::SystemTime};
 
 use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
+use unicode_security::MixedScript;
 
 /// One refused field of a request: which field, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,19 +67,65 @@ fn check_no_control(field: &'static str, value: &str) -> Result<(), FieldViolati
     }
 }
 
-/// Trims, unifies line endings, normalises to NFC and checks the length in
-/// characters (Unicode scalar values).
+/// Code points that render as nothing: Unicode's Default_Ignorable_Code_Point
+/// set (zero-width spaces and joiners, bidi controls, variation selectors,
+/// the BOM, Hangul fillers, tags) plus the braille blank.
+fn is_default_ignorable(c: char) -> bool {
+    matches!(
+        c as u32,
+        0x00AD
+            | 0x034F
+            | 0x061C
+            | 0x115F..=0x1160
+            | 0x17B4..=0x17B5
+            | 0x180B..=0x180F
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x206F
+            | 0x2800
+            | 0x3164
+            | 0xFE00..=0xFE0F
+            | 0xFEFF
+            | 0xFFA0
+            | 0xFFF0..=0xFFF8
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0000..=0xE0FFF
+    )
+}
+
+/// Characters that change the direction of the text around them (and can
+/// make a name read as something else).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Trims, unifies line endings (including U+2028 and U+2029), normalises to
+/// NFC and checks the length in characters (Unicode scalar values). A value
+/// with nothing visible (only spaces, zero-width or filler characters) is
+/// refused as empty-looking.
 fn parse_text_field(
     field: &'static str,
     raw: &str,
     max_chars: usize,
 ) -> Result<String, FieldViolation> {
-    let unified = raw.replace("\r\n", "\n").replace('\r', "\n");
+    let unified = raw
+        .replace("\r\n", "\n")
+        .replace(['\r', '\u{2028}', '\u{2029}'], "\n");
     let text: String = unified.trim().nfc().collect();
     check_no_control(field, &text)?;
     let chars = text.chars().count();
     if chars == 0 {
         return Err(FieldViolation::new(field, "must not be empty"));
+    }
+    if text
+        .chars()
+        .all(|c| c.is_whitespace() || is_default_ignorable(c))
+    {
+        return Err(FieldViolation::new(
+            field,
+            "must contain visible characters (it has only blank or invisible ones)",
+        ));
     }
     if chars > max_chars {
         return Err(FieldViolation::new(
@@ -144,16 +191,79 @@ impl AuthorName {
         Self(String::new())
     }
 
+    /// Besides the text rules: one line, no bidi controls, no invisible
+    /// characters (zero-width joiners and variation selectors, which some
+    /// scripts and emoji need, excepted) and letters of one script, so that
+    /// a name cannot pass for another one ("Аdmin" with a Cyrillic А).
     pub fn parse(raw: &str) -> Result<Self, FieldViolation> {
-        let name = parse_text_field("author_name", raw, Self::MAX_CHARS)?;
+        const FIELD: &str = "author_name";
+        let name = parse_text_field(FIELD, raw, Self::MAX_CHARS)?;
         if name.contains('\n') {
-            return Err(FieldViolation::new("author_name", "must be a single line"));
+            return Err(FieldViolation::new(FIELD, "must be a single line"));
+        }
+        if let Some(c) = name.chars().find(|c| is_bidi_control(*c)) {
+            return Err(FieldViolation::new(
+                FIELD,
+                format!("must not contain bidirectional control U+{:04X}", c as u32),
+            ));
+        }
+        if let Some(c) = name.chars().find(|c| {
+            is_default_ignorable(*c)
+                && !matches!(c, '\u{200C}' | '\u{200D}' | '\u{FE00}'..='\u{FE0F}')
+        }) {
+            return Err(FieldViolation::new(
+                FIELD,
+                format!("must not contain invisible character U+{:04X}", c as u32),
+            ));
+        }
+        if !name.as_str().is_single_script() {
+            return Err(FieldViolation::new(
+                FIELD,
+                "must not mix letters of different scripts (such as Latin and Cyrillic look-alikes)",
+            ));
         }
         Ok(Self(name))
     }
 
+    /// The name as compared for look-alikes: Unicode's confusables
+    /// skeleton, lower-cased, letters and digits only.
+    pub fn skeleton(name: &str) -> String {
+        unicode_security::skeleton(&name.to_lowercase())
+            .flat_map(char::to_lowercase)
+            .filter(|c| c.is_alphanumeric())
+            .collect()
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// Author names kept for the site's staff: a reader's name that is one of
+/// them or looks like one (same confusables skeleton: "Adm1n" is not one,
+/// "ΑDMIN" with a Greek Alpha is) is refused.
+#[derive(Debug, Clone, Default)]
+pub struct ReservedNames(std::collections::HashSet<String>);
+
+impl ReservedNames {
+    pub fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
+        Self(
+            names
+                .into_iter()
+                .map(AuthorName::skeleton)
+                .filter(|skeleton| !skeleton.is_empty())
+                .collect(),
+        )
+    }
+
+    pub fn check(&self, name: &AuthorName) -> Result<(), FieldViolation> {
+        if self.0.contains(&AuthorName::skeleton(name.as_str())) {
+            return Err(FieldViolation::new(
+                "author_name",
+                "is reserved for the site's staff",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -645,6 +755,72 @@ mod tests {
         assert!(AuthorName::parse(&"n".repeat(65)).is_err());
         assert!(AuthorName::parse("two\nlines").is_err());
         assert_eq!(AuthorName::parse("  Ana ").unwrap().as_str(), "Ana");
+    }
+
+    #[test]
+    fn invisible_only_names_and_texts_are_refused() {
+        for blank in [
+            "\u{200b}",
+            "\u{3164}",
+            "\u{feff}",
+            "\u{2800}",
+            " \u{200b}\u{2060} ",
+            "\u{115f}\u{1160}",
+        ] {
+            let name = AuthorName::parse(blank).unwrap_err();
+            assert_eq!(name.field, "author_name", "{blank:?}");
+            let text = CommentText::parse(blank, 100).unwrap_err();
+            assert_eq!(text.field, "text", "{blank:?}");
+            assert!(
+                text.description.contains("visible"),
+                "{blank:?}: {}",
+                text.description
+            );
+        }
+        // Joiners inside real words and emoji sequences stay.
+        assert!(CommentText::parse("family: 👩\u{200d}👧", 100).is_ok());
+        assert!(AuthorName::parse("می\u{200c}خواهم").is_ok());
+    }
+
+    #[test]
+    fn names_with_bidi_controls_separators_or_hidden_characters_are_refused() {
+        for name in [
+            "\u{202e}ninA",
+            "Ana\u{2028}Admin",
+            "Ana\u{2029}B",
+            "A\u{200b}na",
+            "A\u{2066}na",
+            "Ana\u{3164}",
+        ] {
+            assert!(AuthorName::parse(name).is_err(), "{name:?}");
+        }
+        // A line separator in a text is a line break.
+        assert_eq!(
+            CommentText::parse("a\u{2028}b", 10).unwrap().as_str(),
+            "a\nb"
+        );
+    }
+
+    #[test]
+    fn names_mixing_look_alike_scripts_are_refused_single_scripts_are_not() {
+        assert!(AuthorName::parse("\u{410}dmin").is_err()); // Cyrillic А
+        assert!(AuthorName::parse("Jürgen Müller-2").is_ok());
+        assert!(AuthorName::parse("Андрей").is_ok());
+        assert!(AuthorName::parse("山田 たろう").is_ok());
+        assert!(AuthorName::parse("Zoë 🙂").is_ok());
+    }
+
+    #[test]
+    fn reserved_names_and_their_look_alikes_are_refused() {
+        let reserved = ReservedNames::new(["Admin", "alice"]);
+        for name in ["admin", "ADMIN", "Ad min", "A1ice", "ALICE", "a.l.i.c.e"] {
+            let name = AuthorName::parse(name).unwrap();
+            assert!(reserved.check(&name).is_err(), "{name:?}");
+        }
+        for name in ["Adam", "Alicia", "administrator of sorts"] {
+            let name = AuthorName::parse(name).unwrap();
+            assert!(reserved.check(&name).is_ok(), "{name:?}");
+        }
     }
 
     #[test]

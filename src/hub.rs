@@ -1,38 +1,73 @@
 //! Live fan-out of article events to subscribers.
 //!
-//! One bounded `tokio::sync::broadcast` channel per article with at least one
-//! subscriber. The store's flusher publishes durable events here, in id
-//! order, and advances the *watermark*: the highest id known to be on disk.
-//! Every event above the watermark a subscriber saw at subscribe time reaches
-//! its receiver; everything at or below it is in the store. That is what
-//! makes resuming gap-free: replay `(cursor, watermark]` from the store,
-//! then take live events above the last id sent.
+//! One topic per article with at least one subscriber: a buffer of the
+//! article's latest events and a `watch` of the last position published to
+//! it. The store's materialiser publishes durable events here, in position
+//! order, and advances the *watermark*: the highest position known to be on
+//! disk. Every event above the watermark a subscriber saw at subscribe time
+//! reaches its topic; everything at or below it is in the store. That is
+//! what makes resuming gap-free: replay `(cursor, watermark]` from the
+//! store, then take live events above the last id sent.
+//!
+//! # Memory grows with use
+//! A topic starts empty (a few hundred bytes, whatever `capacity` is) and
+//! its buffer grows only as events arrive, up to `capacity`; the topic is
+//! dropped when its last subscriber leaves. Subscribers share the buffered
+//! events (`Arc`), so a hot article costs its buffer once, not once per
+//! reader.
 //!
 //! # Slow subscribers
-//! Publishing never waits: a subscriber that falls more than the channel's
-//! capacity behind gets `Lagged` from its receiver, and its task catches up
-//! from the store (which holds every published event) before reading live
-//! events again. Memory stays bounded by the capacity per article, a slow
-//! reader never slows anyone else, and nothing is lost.
+//! Publishing never waits: when the buffer is full its oldest event is
+//! dropped, and a subscriber that had not read it yet is told it lagged;
+//! its task catches up from the store (which holds every published event)
+//! before reading live events again. A slow reader never slows anyone
+//! else, and nothing is lost.
 //!
-//! A std `Mutex` guards the map: no `.await` happens under it and each
-//! critical section is a hash lookup.
+//! A std `Mutex` guards the map and each buffer: no `.await` happens under
+//! them and each critical section is a lookup or a copy of a few `Arc`s.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     sync::{Arc, Mutex, MutexGuard},
 };
 
-use tokio::sync::broadcast;
+use tokio::sync::watch;
 
 use crate::domain::{ArticleEvent, ArticleId};
 
-/// A subscriber's receiver and the watermark when it subscribed.
+/// A subscriber's view of its article's topic.
 pub struct Subscription {
-    pub receiver: broadcast::Receiver<Arc<ArticleEvent>>,
+    topic: Arc<Topic>,
+    published: watch::Receiver<u64>,
     /// Every event with a position at or below this is already durable (and
-    /// in the store); every later one will arrive on `receiver`.
+    /// in the store); every later one will reach this subscription.
     pub watermark: u64,
+}
+
+/// Events dropped from the buffer before this subscriber read them.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Lagged;
+
+impl Subscription {
+    /// The buffered events after `position`, oldest first, or [`Lagged`]
+    /// if some of them are no longer buffered.
+    pub fn events_after(&self, position: u64) -> Result<Vec<Arc<ArticleEvent>>, Lagged> {
+        let buffer = lock(&self.topic.buffer);
+        if buffer.dropped_through > position {
+            return Err(Lagged);
+        }
+        let first = buffer
+            .events
+            .partition_point(|event| event.position() <= position);
+        Ok(buffer.events.range(first..).cloned().collect())
+    }
+
+    /// Waits until something is published to the topic after the last call.
+    pub async fn published(&mut self) {
+        // The sender lives as long as the topic, which this subscription
+        // holds, so this never fails.
+        let _ = self.published.changed().await;
+    }
 }
 
 /// The fan-out hub. Share it in an `Arc`.
@@ -42,8 +77,20 @@ pub struct Hub {
 }
 
 struct State {
-    topics: HashMap<ArticleId, broadcast::Sender<Arc<ArticleEvent>>>,
+    topics: HashMap<ArticleId, Arc<Topic>>,
     watermark: u64,
+}
+
+struct Topic {
+    buffer: Mutex<Buffer>,
+    published: watch::Sender<u64>,
+}
+
+#[derive(Default)]
+struct Buffer {
+    events: VecDeque<Arc<ArticleEvent>>,
+    /// The position of the newest event dropped from the buffer.
+    dropped_through: u64,
 }
 
 impl Hub {
@@ -63,46 +110,66 @@ impl Hub {
     /// Publishes durable events (in position order) and raises the
     /// watermark to `durable_through`.
     pub fn publish(&self, events: &[ArticleEvent], durable_through: u64) {
-        let mut state = self.lock();
+        let mut state = lock(&self.state);
         for event in events {
-            if let Some(sender) = state.topics.get(event.article_id())
-                && sender.send(Arc::new(event.clone())).is_err()
-            {
+            let Some(topic) = state.topics.get(event.article_id()) else {
+                continue;
+            };
+            if topic.published.receiver_count() == 0 {
                 // Nobody listens any more.
                 state.topics.remove(event.article_id());
+                continue;
             }
+            let position = event.position();
+            {
+                let mut buffer = lock(&topic.buffer);
+                if buffer.events.len() >= self.capacity
+                    && let Some(dropped) = buffer.events.pop_front()
+                {
+                    buffer.dropped_through = dropped.position();
+                }
+                buffer.events.push_back(Arc::new(event.clone()));
+            }
+            topic.published.send_replace(position);
         }
         state.watermark = state.watermark.max(durable_through);
     }
 
     /// Subscribes to an article's live events.
     pub fn subscribe(&self, article: &ArticleId) -> Subscription {
-        let mut state = self.lock();
+        let mut state = lock(&self.state);
         let watermark = state.watermark;
-        let receiver = state
+        let topic = state
             .topics
             .entry(article.clone())
-            .or_insert_with(|| broadcast::channel(self.capacity).0)
-            .subscribe();
+            .or_insert_with(|| {
+                Arc::new(Topic {
+                    buffer: Mutex::new(Buffer::default()),
+                    published: watch::channel(0).0,
+                })
+            })
+            .clone();
+        let published = topic.published.subscribe();
         Subscription {
-            receiver,
+            topic,
+            published,
             watermark,
         }
     }
 
     /// The highest position known to be durable.
     pub fn watermark(&self) -> u64 {
-        self.lock().watermark
+        lock(&self.state).watermark
     }
 
-    /// Drops an article's channel once its last subscriber has gone. Call
-    /// after dropping the receiver.
+    /// Drops an article's topic once its last subscriber has gone. Call
+    /// after dropping the subscription.
     pub fn release(&self, article: &ArticleId) {
-        let mut state = self.lock();
+        let mut state = lock(&self.state);
         if state
             .topics
             .get(article)
-            .is_some_and(|sender| sender.receiver_count() == 0)
+            .is_some_and(|topic| topic.published.receiver_count() == 0)
         {
             state.topics.remove(article);
         }
@@ -110,12 +177,12 @@ impl Hub {
 
     /// Number of articles with live subscribers.
     pub fn topic_count(&self) -> usize {
-        self.lock().topics.len()
+        lock(&self.state).topics.len()
     }
+}
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]
@@ -141,10 +208,13 @@ mod tests {
     #[tokio::test]
     async fn a_subscriber_gets_only_its_articles_events() {
         let hub = Hub::new(8, 0);
-        let mut sub = hub.subscribe(&ArticleId::parse("a").unwrap()).receiver;
+        let mut sub = hub.subscribe(&ArticleId::parse("a").unwrap());
         hub.publish(&[event("b", 1), event("a", 2)], 2);
-        assert_eq!(sub.recv().await.unwrap().position(), 2);
-        assert!(sub.try_recv().is_err());
+        sub.published().await;
+        let events = sub.events_after(0).unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].position(), 2);
+        assert!(sub.events_after(2).unwrap().is_empty());
         assert_eq!(hub.watermark(), 2);
     }
 
@@ -152,24 +222,27 @@ mod tests {
     async fn a_lagging_subscriber_is_told_so_and_others_are_not_slowed() {
         let hub = Hub::new(2, 0);
         let article = ArticleId::parse("a").unwrap();
-        let mut slow = hub.subscribe(&article).receiver;
-        let mut fast = hub.subscribe(&article).receiver;
+        let slow = hub.subscribe(&article);
+        let fast = hub.subscribe(&article);
+        let mut fast_read = 0;
         for id in 1..=5 {
             hub.publish(&[event("a", id)], id);
-            assert_eq!(fast.recv().await.unwrap().position(), id);
+            let events = fast.events_after(fast_read).unwrap();
+            assert_eq!(events.len(), 1);
+            fast_read = events[0].position();
         }
-        assert!(matches!(
-            slow.recv().await,
-            Err(broadcast::error::RecvError::Lagged(3))
-        ));
+        assert_eq!(slow.events_after(0), Err(Lagged));
+        // Positions 4 and 5 are still buffered.
+        assert_eq!(slow.events_after(3).unwrap().len(), 2);
     }
 
     #[test]
-    fn a_topic_without_subscribers_is_released() {
-        let hub = Hub::new(2, 0);
+    fn a_topic_starts_empty_and_is_released_without_subscribers() {
+        let hub = Hub::new(1024, 0);
         let article = ArticleId::parse("a").unwrap();
         let sub = hub.subscribe(&article);
         assert_eq!(hub.topic_count(), 1);
+        assert_eq!(lock(&sub.topic.buffer).events.capacity(), 0);
         drop(sub);
         hub.release(&article);
         assert_eq!(hub.topic_count(), 0);

@@ -8,6 +8,9 @@
 //! - [`config`]: flags and `COMMENTD_*` environment variables.
 //! - [`telemetry`]: tracing subscriber (text or JSON).
 //! - [`app`]: [`Application`]: store, listener, services, graceful shutdown.
+//! - [`transport`]: what a peer may hold (connections, streams, idle
+//!   time) and the accept loop; [`peer`]: the address per-peer limits
+//!   count (trusted proxies' `X-Forwarded-For`).
 //! - [`api`]: the gRPC layer: generated code, conversions, service impls.
 //! - [`error`]: the one mapping from errors to gRPC statuses.
 //! - [`comments`]: the readers' use cases (submit, check, get, list,
@@ -46,12 +49,15 @@ pub mod comments;
 pub mod config;
 pub mod domain;
 pub mod error;
+#[doc(hidden)]
 pub mod hub;
 pub mod moderators;
 pub mod paging;
+pub mod peer;
 pub mod screening;
 pub mod store;
 pub mod telemetry;
+pub mod transport;
 
 pub use app::Application;
 pub use config::Config;

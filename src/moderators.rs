@@ -56,7 +56,8 @@ impl Moderators {
         page_token: &str,
     ) -> Result<Paged<HeldComment>, Error> {
         let scope = format!("held:{}", article.map_or("*", ArticleId::as_str));
-        let after = paging::decode(page_token, &scope)?.map(CommentId::new);
+        let after =
+            paging::decode(page_token, &scope, self.store.last_position())?.map(CommentId::new);
         let page = self
             .store
             .held_after(article, after, paging::page_size(page_size))?;
@@ -317,7 +318,7 @@ impl Moderators {
             AuditFilter::Article(article) => format!("audit:a:{article}"),
             AuditFilter::Comment(id) => format!("audit:c:{id}"),
         };
-        let after = paging::decode(page_token, &scope)?;
+        let after = paging::decode(page_token, &scope, self.store.last_position())?;
         let page = self
             .store
             .audit_after(&filter, after, paging::page_size(page_size))?;
@@ -354,7 +355,7 @@ fn check_note(field: &'static str, note: &str) -> Result<(), Error> {
     Ok(())
 }
 
-fn normalise_terms(raw: &[String]) -> Result<Vec<String>, Error> {
+pub(crate) fn normalise_terms(raw: &[String]) -> Result<Vec<String>, Error> {
     if raw.is_empty() {
         return Err(Error::invalid("terms", "must not be empty"));
     }

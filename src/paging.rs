@@ -23,8 +23,11 @@ pub fn encode(scope: &str, last: u64) -> String {
     URL_SAFE_NO_PAD.encode(format!("v1\n{scope}\n{last:016x}"))
 }
 
-/// Empty means "first page".
-pub fn decode(token: &str, scope: &str) -> Result<Option<u64>, Error> {
+/// Empty means "first page". A token is refused unless it is exactly what
+/// [`encode`] wrote for this scope, with a position no later than `last`
+/// (the log's last position): a truncated or forged token never silently
+/// restarts the list.
+pub fn decode(token: &str, scope: &str, last: u64) -> Result<Option<u64>, Error> {
     if token.is_empty() {
         return Ok(None);
     }
@@ -38,10 +41,18 @@ pub fn decode(token: &str, scope: &str) -> Result<Option<u64>, Error> {
     let text = String::from_utf8(bytes).map_err(|_| invalid())?;
     let mut parts = text.split('\n');
     match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some("v1"), Some(token_scope), Some(last), None) if token_scope == scope => {
-            u64::from_str_radix(last, 16)
+        (Some("v1"), Some(token_scope), Some(digits), None)
+            if token_scope == scope
+                && digits.len() == 16
+                && digits
+                    .bytes()
+                    .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) =>
+        {
+            u64::from_str_radix(digits, 16)
+                .ok()
+                .filter(|position| *position <= last)
                 .map(Some)
-                .map_err(|_| invalid())
+                .ok_or_else(invalid)
         }
         _ => Err(invalid()),
     }
@@ -54,10 +65,29 @@ mod tests {
     #[test]
     fn a_token_round_trips_within_its_scope_only() {
         let token = encode("comments:news/1", 42);
-        assert_eq!(decode(&token, "comments:news/1").unwrap(), Some(42));
-        assert!(decode(&token, "comments:news/2").is_err());
-        assert!(decode("garbage!", "comments:news/1").is_err());
-        assert_eq!(decode("", "x").unwrap(), None);
+        assert_eq!(decode(&token, "comments:news/1", 42).unwrap(), Some(42));
+        assert!(decode(&token, "comments:news/2", 42).is_err());
+        assert!(decode("garbage!", "comments:news/1", 42).is_err());
+        assert_eq!(decode("", "x", 0).unwrap(), None);
+    }
+
+    #[test]
+    fn truncated_forged_and_future_tokens_are_refused() {
+        let token = encode("comments:a", 42);
+        for cut in 1..token.len() {
+            assert!(
+                decode(&token[..cut], "comments:a", 42).is_err(),
+                "{}",
+                &token[..cut]
+            );
+        }
+        // A position past the end of the log (u64::MAX would wrap to 0).
+        assert!(decode(&encode("comments:a", u64::MAX), "comments:a", 42).is_err());
+        assert!(decode(&encode("comments:a", 43), "comments:a", 42).is_err());
+        let short = URL_SAFE_NO_PAD.encode("v1\ncomments:a\n2a");
+        assert!(decode(&short, "comments:a", 42).is_err());
+        let upper = URL_SAFE_NO_PAD.encode("v1\ncomments:a\n000000000000002A");
+        assert!(decode(&upper, "comments:a", 42).is_err());
     }
 
     #[test]

@@ -14,16 +14,28 @@ use crate::{
     comments::Comments,
     domain::{ArticleId, CommentId},
     error::Error,
+    peer::{self, TrustedProxies},
+    transport::PeerInfo,
 };
 
 /// The gRPC face of [`Comments`].
 pub struct CommentApi {
     comments: Arc<Comments>,
+    trusted_proxies: TrustedProxies,
+    max_subscriptions_per_connection: usize,
 }
 
 impl CommentApi {
-    pub fn new(comments: Arc<Comments>) -> Self {
-        Self { comments }
+    pub fn new(
+        comments: Arc<Comments>,
+        trusted_proxies: TrustedProxies,
+        max_subscriptions_per_connection: usize,
+    ) -> Self {
+        Self {
+            comments,
+            trusted_proxies,
+            max_subscriptions_per_connection,
+        }
     }
 }
 
@@ -42,7 +54,8 @@ impl CommentService for CommentApi {
         request: Request<pb::SubmitCommentRequest>,
     ) -> Result<Response<pb::SubmitCommentResponse>, Status> {
         let submission = parse_submission(request.get_ref(), self.comments.max_text_chars())?;
-        let outcome = self.comments.submit(submission).await?;
+        let caller = peer::caller(&request, &self.trusted_proxies);
+        let outcome = self.comments.submit(submission, caller).await?;
         let span = Span::current();
         span.record("decision", field::debug(outcome.verdict.decision));
         if let Some(comment) = &outcome.comment {
@@ -58,7 +71,8 @@ impl CommentService for CommentApi {
         request: Request<pb::CheckCommentRequest>,
     ) -> Result<Response<pb::CheckCommentResponse>, Status> {
         let (author_name, text) = parse_check(request.get_ref(), self.comments.max_text_chars())?;
-        let verdict = self.comments.check(author_name.as_ref(), &text);
+        let caller = peer::caller(&request, &self.trusted_proxies);
+        let verdict = self.comments.check(author_name, text, caller).await?;
         Span::current().record("decision", field::debug(verdict.decision));
         Ok(Response::new(pb::CheckCommentResponse {
             verdict: Some(verdict.into()),
@@ -106,6 +120,21 @@ impl CommentService for CommentApi {
         &self,
         request: Request<pb::SubscribeCommentsRequest>,
     ) -> Result<Response<Self::SubscribeCommentsStream>, Status> {
+        // Counted on its connection while the stream lives (calls made
+        // in-process have no connection).
+        let slot = match request.extensions().get::<PeerInfo>() {
+            Some(PeerInfo(connection)) => Some(
+                connection
+                    .open_subscription(self.max_subscriptions_per_connection)
+                    .ok_or_else(|| {
+                        Status::resource_exhausted(format!(
+                            "this connection has {} subscriptions open, the limit; open another connection or close one",
+                            self.max_subscriptions_per_connection
+                        ))
+                    })?,
+            ),
+            None => None,
+        };
         let request = request.into_inner();
         let article = ArticleId::parse(&request.article_id).map_err(Error::from);
         let after = CommentId::parse_optional("after_comment_id", &request.after_comment_id)
@@ -119,9 +148,10 @@ impl CommentService for CommentApi {
             (Err(error), _) | (_, Err(error)) => return Err(error.into()),
         };
         let events = self.comments.subscribe(article, after)?;
-        let stream = ReceiverStream::new(events).map(|event| {
+        let stream = ReceiverStream::new(events).map(move |event| {
+            let _slot = &slot;
             event
-                .map(pb::SubscribeCommentsResponse::from)
+                .map(|event| pb::SubscribeCommentsResponse::from(Arc::unwrap_or_clone(event)))
                 .map_err(Status::from)
         });
         Ok(Response::new(Box::pin(stream)))

@@ -88,6 +88,15 @@ pub fn from_timestamp(
     field: &'static str,
     timestamp: prost_types::Timestamp,
 ) -> Result<SystemTime, Error> {
+    // google.protobuf.Timestamp's range ends at 9999-12-31T23:59:59Z;
+    // later values are not timestamps other clients can read.
+    const MAX_SECONDS: i64 = 253_402_300_799;
+    if timestamp.seconds > MAX_SECONDS {
+        return Err(Error::invalid(
+            field,
+            "must be no later than 9999-12-31T23:59:59Z",
+        ));
+    }
     let seconds = u64::try_from(timestamp.seconds)
         .map_err(|_| Error::invalid(field, "must be after 1970"))?;
     let nanos = u32::try_from(timestamp.nanos)

@@ -6,7 +6,7 @@
 
 pub mod codec;
 mod comments;
-mod convert;
+pub(crate) mod convert;
 mod moderation;
 
 pub use comments::CommentApi;

@@ -3,9 +3,14 @@
 //! Texts are compared after lower-casing and collapsing whitespace, by a
 //! 64-bit hash, so memory per entry is small. The memory is per process: a
 //! restart forgets recent texts (the rate limit still applies).
+//!
+//! Every entry lives for the same window, so a queue in recording order is
+//! also in expiry order: each call pops what expired from its front (cost
+//! O(expired), no scan of the map, as mini-redis purges its keys), and past
+//! `MAX_ENTRIES` the oldest entries go first.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     hash::{DefaultHasher, Hash, Hasher},
     sync::Mutex,
     time::Duration,
@@ -15,12 +20,41 @@ use tokio::time::Instant;
 
 use crate::domain::{ClientId, CommentText, Decision, Filter, Reason};
 
-/// Entries kept before expired ones are dropped.
-const PRUNE_ABOVE: usize = 50_000;
+/// Texts remembered at most (about 20 MB).
+const MAX_ENTRIES: usize = 100_000;
+
+type Key = (ClientId, u64);
 
 pub struct DuplicateTracker {
     window: Duration,
-    seen: Mutex<HashMap<(ClientId, u64), Instant>>,
+    seen: Mutex<Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    at: HashMap<Key, Instant>,
+    /// (recorded at, key), oldest first; an entry whose key was recorded
+    /// again later is skipped when popped.
+    order: VecDeque<(Instant, Key)>,
+}
+
+impl Seen {
+    fn forget_oldest(&mut self) {
+        if let Some((at, key)) = self.order.pop_front()
+            && self.at.get(&key) == Some(&at)
+        {
+            self.at.remove(&key);
+        }
+    }
+
+    fn forget_expired(&mut self, now: Instant, window: Duration) {
+        while let Some((at, _)) = self.order.front() {
+            if now.duration_since(*at) < window {
+                break;
+            }
+            self.forget_oldest();
+        }
+    }
 }
 
 fn text_hash(text: &CommentText) -> u64 {
@@ -36,7 +70,7 @@ impl DuplicateTracker {
     pub fn new(window: Duration) -> Self {
         Self {
             window,
-            seen: Mutex::new(HashMap::new()),
+            seen: Mutex::new(Seen::default()),
         }
     }
 
@@ -46,7 +80,7 @@ impl DuplicateTracker {
             return None;
         }
         let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        let at = seen.get(&(client.clone(), text_hash(text)))?;
+        let at = seen.at.get(&(client.clone(), text_hash(text)))?;
         (at.elapsed() < self.window).then(|| Reason {
             filter: Filter::Duplicate,
             code: "duplicate.recent_text".to_owned(),
@@ -66,11 +100,23 @@ impl DuplicateTracker {
             return;
         }
         let now = Instant::now();
+        let key = (client.clone(), text_hash(text));
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.len() > PRUNE_ABOVE {
-            seen.retain(|_, at| now.duration_since(*at) < self.window);
+        seen.forget_expired(now, self.window);
+        seen.at.insert(key.clone(), now);
+        seen.order.push_back((now, key));
+        while seen.at.len() > MAX_ENTRIES {
+            seen.forget_oldest();
         }
-        seen.insert((client.clone(), text_hash(text)), now);
+    }
+
+    /// Texts remembered now.
+    pub fn len(&self) -> usize {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).at.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -91,5 +137,22 @@ mod tests {
         assert!(tracker.check(&other, &same).is_none());
         tokio::time::advance(Duration::from_secs(601)).await;
         assert!(tracker.check(&client, &same).is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expired_texts_are_forgotten_and_the_count_is_capped() {
+        let tracker = DuplicateTracker::new(Duration::from_secs(10));
+        let text = CommentText::parse("hello", 100).unwrap();
+        for n in 0..1000 {
+            tracker.record(&ClientId::parse(&format!("c{n}")).unwrap(), &text);
+        }
+        assert_eq!(tracker.len(), 1000);
+        tokio::time::advance(Duration::from_secs(11)).await;
+        tracker.record(&ClientId::parse("late").unwrap(), &text);
+        assert_eq!(tracker.len(), 1);
+        for n in 0..(MAX_ENTRIES + 10) {
+            tracker.record(&ClientId::parse(&format!("d{n}")).unwrap(), &text);
+        }
+        assert_eq!(tracker.len(), MAX_ENTRIES);
     }
 }

@@ -8,12 +8,14 @@
 //!
 //! Stateful checks that depend on who submits (rate limit, duplicates) live
 //! beside the pipeline in [`rate_limit`] and [`duplicate`]: `CheckComment`
-//! runs the pipeline alone, without touching them.
+//! runs the pipeline alone, without touching them. [`pool`] runs the
+//! pipeline on blocking threads, with bounded concurrency and queue.
 
 pub mod censor;
 pub mod classifier;
 pub mod duplicate;
 pub mod normalize;
+pub mod pool;
 pub mod profanity;
 pub mod rate_limit;
 pub mod spam;

@@ -103,6 +103,20 @@ pub enum LogError {
     Read(String),
     #[error("corrupt event at position {position}: {source}")]
     Corrupt { position: u64, source: DecodeError },
+    /// The disk is (nearly) full: nothing of the batch was written, and
+    /// appends resume by themselves once space is freed.
+    #[error("{0}")]
+    NoSpace(String),
+}
+
+/// Whether a log takes appends now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Writability {
+    Writable,
+    /// Refusing appends until space is freed (it recovers by itself).
+    NoSpace(String),
+    /// Stopped after a failed write; a restart recovers it.
+    Failed(String),
 }
 
 pub type AppendFuture = Pin<Box<dyn Future<Output = Result<Vec<Appended>, LogError>> + Send>>;
@@ -129,6 +143,9 @@ pub trait CommentLog: Send + Sync + 'static {
 
     /// How long duplicate appends are recognised.
     fn duplicate_window(&self) -> Duration;
+
+    /// Whether appends are taken now, watched (for the health service).
+    fn writability(&self) -> watch::Receiver<Writability>;
 
     /// Stops accepting appends, finishes the ones queued and returns once
     /// they are durable.

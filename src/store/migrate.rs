@@ -59,7 +59,7 @@ pub fn to_current(db: &sled::Db) -> Result<(), StoreError> {
 }
 
 /// Events and log indexes rebuilt from a v1 tree.
-struct Imported {
+pub(crate) struct Imported {
     events: BTreeMap<u64, Event>,
     keys: HashMap<String, u64>,
     dedups: Vec<(String, u64, u64)>,
@@ -127,7 +127,7 @@ fn json<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> 
 }
 
 /// Reads a v1 tree into events.
-fn from_v1(tree: &sled::Tree) -> Result<Imported, StoreError> {
+pub(crate) fn from_v1(tree: &sled::Tree) -> Result<Imported, StoreError> {
     let mut audits: Vec<AuditEvent> = Vec::new();
     let mut locations: HashMap<u64, V1Location> = HashMap::new();
     let mut published: HashMap<u64, Comment> = HashMap::new();

@@ -19,7 +19,7 @@
 mod conformance;
 pub mod event;
 pub mod log;
-mod migrate;
+pub(crate) mod migrate;
 pub mod sled_log;
 pub mod views;
 
@@ -33,7 +33,7 @@ use std::{
 use tokio::sync::watch;
 
 pub use event::{Event, Moderated, Submitted};
-pub use log::{Append, Appended, CommentLog, LogError};
+pub use log::{Append, Appended, CommentLog, LogError, Writability};
 pub use sled_log::SledLog;
 pub use views::{BanRecord, Status};
 
@@ -139,6 +139,9 @@ pub struct StoreOptions {
     pub idempotency_ttl: Duration,
     /// sled's page cache in bytes.
     pub cache_bytes: u64,
+    /// Free space kept on the data disk: below it writes are refused with
+    /// UNAVAILABLE until space is freed.
+    pub min_free_bytes: u64,
 }
 
 impl Default for StoreOptions {
@@ -146,6 +149,7 @@ impl Default for StoreOptions {
         Self {
             idempotency_ttl: Duration::from_secs(24 * 3600),
             cache_bytes: DEFAULT_CACHE_BYTES,
+            min_free_bytes: sled_log::DEFAULT_MIN_FREE_BYTES,
         }
     }
 }
@@ -160,7 +164,8 @@ impl Store {
             .cache_capacity(options.cache_bytes)
             .open()?;
         migrate::to_current(&db)?;
-        let log = SledLog::open(&db, path, options.idempotency_ttl)?;
+        let log =
+            SledLog::open_keeping_free(&db, path, options.idempotency_ttl, options.min_free_bytes)?;
         Self::with_log(db, Arc::new(log), on_commit)
     }
 
@@ -236,6 +241,11 @@ impl Store {
             Some(error) if state.applied < position => Err(StoreError::ViewsFailed(error.clone())),
             _ => Ok(()),
         }
+    }
+
+    /// Whether writes are taken now, watched.
+    pub fn writability(&self) -> watch::Receiver<Writability> {
+        self.shared.log.writability()
     }
 
     /// The highest position applied to the views (0 when empty).
@@ -683,11 +693,14 @@ impl Materialiser {
                     views::Change::Removed(event) => published.push(event),
                 }
             }
+            // Live subscribers first: an acknowledged comment is in the
+            // hub's watermark before its writer hears back, so a stream
+            // opened after the acknowledgement never receives it as live.
+            (self.on_commit)(&published, last);
             self.state.send_modify(|state| {
                 state.applied = last;
                 state.failed = None;
             });
-            (self.on_commit)(&published, last);
         }
     }
 }

@@ -43,7 +43,7 @@ use tokio::sync::{oneshot, watch};
 
 use super::{
     event::{Event, decode, encode, u64_at_end},
-    log::{Append, AppendFuture, Appended, CommentLog, LogError},
+    log::{Append, AppendFuture, Appended, CommentLog, LogError, Writability},
 };
 
 const LOG: u8 = b'l';
@@ -79,20 +79,37 @@ pub struct WriterStats {
     pub blob_syncs: AtomicU64,
 }
 
+/// Free space the log keeps on the data disk by default: appends are
+/// refused (and the server reports NOT_SERVING) below it, so that sled
+/// never meets a full disk, which it cannot recover from without a restart.
+pub const DEFAULT_MIN_FREE_BYTES: u64 = 64 * 1024 * 1024;
+
 /// The sled log. Cheap to clone.
 #[derive(Clone)]
 pub struct SledLog {
     tree: sled::Tree,
     requests: Arc<Mutex<Option<mpsc::Sender<Request>>>>,
     committed: watch::Receiver<u64>,
+    writability: watch::Receiver<Writability>,
     window: Duration,
     stats: Arc<WriterStats>,
 }
 
 impl SledLog {
-    /// Opens the log in `db` and starts its writer thread. `data_file` is
-    /// sled's data file, synced after every flush.
+    /// Opens the log in `db` (in the folder `dir`) and starts its writer
+    /// thread, keeping [`DEFAULT_MIN_FREE_BYTES`] free.
     pub fn open(db: &sled::Db, dir: &Path, duplicate_window: Duration) -> Result<Self, LogError> {
+        Self::open_keeping_free(db, dir, duplicate_window, DEFAULT_MIN_FREE_BYTES)
+    }
+
+    /// Opens the log, refusing appends while the disk has less than
+    /// `min_free_bytes` free (or a quarter of its size, if that is less).
+    pub fn open_keeping_free(
+        db: &sled::Db,
+        dir: &Path,
+        duplicate_window: Duration,
+        min_free_bytes: u64,
+    ) -> Result<Self, LogError> {
         let tree = db.open_tree("log.v2").map_err(read_error)?;
         let data_file = File::open(dir.join("db")).map_err(|error| {
             LogError::Read(format!("opening sled's data file for fdatasync: {error}"))
@@ -106,6 +123,7 @@ impl SledLog {
             None => 0,
         };
         let (committed_tx, committed) = watch::channel(last);
+        let (writability_tx, writability) = watch::channel(Writability::Writable);
         let (sender, receiver) = mpsc::channel();
         let stats = Arc::new(WriterStats::default());
         let writer = Writer {
@@ -115,6 +133,8 @@ impl SledLog {
             dir: dir.to_owned(),
             synced_blobs: HashSet::new(),
             broken: None,
+            min_free_bytes,
+            writability: writability_tx,
             last,
             committed: committed_tx,
             window: duplicate_window,
@@ -128,6 +148,7 @@ impl SledLog {
             tree,
             requests: Arc::new(Mutex::new(Some(sender))),
             committed,
+            writability,
             window: duplicate_window,
             stats,
         })
@@ -190,6 +211,10 @@ impl CommentLog for SledLog {
         self.committed.clone()
     }
 
+    fn writability(&self) -> watch::Receiver<Writability> {
+        self.writability.clone()
+    }
+
     fn duplicate_window(&self) -> Duration {
         self.window
     }
@@ -224,6 +249,9 @@ struct Writer {
     /// written (pages of the failed group may be lost while later ones are
     /// not); every append is refused until a restart recovers the log.
     broken: Option<String>,
+    /// Free space kept on the disk (see [`DEFAULT_MIN_FREE_BYTES`]).
+    min_free_bytes: u64,
+    writability: watch::Sender<Writability>,
     /// The highest position handed out.
     last: u64,
     committed: watch::Sender<u64>,
@@ -240,6 +268,10 @@ impl Writer {
             let first = match requests.recv_timeout(SWEEP_EVERY) {
                 Ok(request) => request,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if matches!(*self.writability.borrow(), Writability::NoSpace(_)) {
+                        // Report recovery without waiting for a write.
+                        let _ = self.check_space();
+                    }
                     self.sweep();
                     last_sweep = Instant::now();
                     continue;
@@ -322,6 +354,13 @@ impl Writer {
             self.answer(answers);
             return;
         }
+        if let Err(full) = self.check_space() {
+            // Nothing was written: the callers may retry.
+            for (reply, _) in answers {
+                let _ = reply.send(Err(LogError::NoSpace(full.clone())));
+            }
+            return;
+        }
         let written = self
             .tree
             .apply_batch(batch)
@@ -339,6 +378,8 @@ impl Writer {
                 // nothing more is written (see `broken`).
                 self.last = next - 1;
                 self.broken = Some(error.clone());
+                self.writability
+                    .send_replace(Writability::Failed(error.clone()));
                 tracing::error!(%error, "writing the log failed; refusing appends until a restart");
                 for (reply, answer) in answers {
                     let _ = reply.send(answer.and(Err(LogError::Write(error.clone()))));
@@ -427,6 +468,45 @@ impl Writer {
         for (reply, answer) in answers {
             let _ = reply.send(answer);
         }
+    }
+
+    /// Refuses to write while the disk's free space is under the reserve
+    /// (`min_free_bytes`, at most a quarter of the disk), so that sled,
+    /// which cannot recover from a full disk without a restart, never meets
+    /// one; reports the change to watchers.
+    fn check_space(&mut self) -> Result<(), String> {
+        let state = match (fs2::available_space(&self.dir), fs2::total_space(&self.dir)) {
+            (Ok(available), Ok(total)) => {
+                let reserve = self.min_free_bytes.min(total / 4);
+                if available < reserve {
+                    Writability::NoSpace(format!(
+                        "the data disk is full ({} KiB free, {} KiB kept free); writes resume once space is freed, reads still work",
+                        available / 1024,
+                        reserve / 1024
+                    ))
+                } else {
+                    Writability::Writable
+                }
+            }
+            // Cannot tell: let the write itself find out.
+            _ => Writability::Writable,
+        };
+        let result = match &state {
+            Writability::NoSpace(message) => Err(message.clone()),
+            _ => Ok(()),
+        };
+        self.writability.send_if_modified(|current| {
+            if *current == state {
+                return false;
+            }
+            match &state {
+                Writability::NoSpace(message) => tracing::warn!(%message, "refusing writes"),
+                _ => tracing::info!("free space is back; writes resume"),
+            }
+            *current = state;
+            true
+        });
+        result
     }
 
     /// sled's flush, then `fdatasync` of its data file and of any new

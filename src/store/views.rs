@@ -240,7 +240,7 @@ pub(super) fn get<T: for<'de> Deserialize<'de>>(
 }
 
 /// A view entry's value; an undecodable one names its key.
-pub(super) fn decode_entry<T: for<'de> Deserialize<'de>>(
+pub(crate) fn decode_entry<T: for<'de> Deserialize<'de>>(
     key: &[u8],
     bytes: &[u8],
 ) -> Result<T, ViewError> {

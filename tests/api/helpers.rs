@@ -60,11 +60,13 @@ pub struct TestApp {
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
-/// Test defaults: no rate limit and no duplicate window unless a test
+/// Test defaults: no rate limits and no duplicate window unless a test
 /// asks for them, so tests can submit freely.
 pub fn test_config(data_dir: &Path) -> Config {
     let mut config = Config::ephemeral(data_dir);
     config.rate.burst = 0;
+    config.peer_rate.burst = 0;
+    config.check_rate.burst = 0;
     config.duplicate_window = Duration::ZERO;
     config
 }

@@ -153,7 +153,11 @@ async fn a_cursor_never_issued_is_out_of_range() {
 
 #[tokio::test]
 async fn many_streams_share_one_connection_and_unary_calls_still_pass() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|config| {
+        config.max_concurrent_streams = 4_000;
+        config.connections.max_subscriptions_per_connection = 4_000;
+    })
+    .await;
     let client = app.new_client().await;
     let mut streams = Vec::new();
     for i in 0..3000 {

@@ -1,0 +1,429 @@
+//! Connections and streams: how many a peer may hold, and for how long.
+//!
+//! tonic serves what this module accepts. The accept loop caps the number
+//! of open connections (one over the cap is closed at once, which clients
+//! see as UNAVAILABLE) and backs off when accepting fails (out of file
+//! descriptors: without the pause the loop would spin on the error). Each
+//! connection carries a [`Connection`] record, visible to every call on it
+//! through the request extensions; [`StreamLimitLayer`] counts the calls and
+//! streams open on it and in total, refusing one over the total with
+//! RESOURCE_EXHAUSTED, and a connection with nothing open for the idle
+//! timeout is closed. (Keep-alive pings keep a connection alive at the
+//! HTTP/2 level but do not count as use.) Half-open calls, whose request
+//! never finishes arriving, end at the server's request timeout, which
+//! tonic applies to reading the request and answering it.
+
+use std::{
+    io,
+    net::SocketAddr,
+    pin::Pin,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use http_body::{Body, Frame, SizeHint};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::{TcpListener, TcpStream},
+    sync::{OwnedSemaphorePermit, Semaphore, mpsc},
+    time::{Instant, Sleep},
+};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Status, codegen::http, transport::server::Connected};
+
+/// Limits on what peers hold; see the README's table of limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Open connections, all peers together.
+    pub max_connections: usize,
+    /// Calls and streams in progress, all connections together.
+    pub max_streams: usize,
+    /// Live subscriptions on one connection.
+    pub max_subscriptions_per_connection: usize,
+    /// A connection with no call or stream open for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+/// What the server knows of one connection; shared by the calls on it.
+#[derive(Debug)]
+pub struct Connection {
+    remote_addr: Option<SocketAddr>,
+    /// Calls and streams in progress.
+    open: AtomicUsize,
+    subscriptions: AtomicUsize,
+    /// When the last call began or ended.
+    last_active: Mutex<Instant>,
+}
+
+impl Connection {
+    fn new(remote_addr: Option<SocketAddr>) -> Self {
+        Self {
+            remote_addr,
+            open: AtomicUsize::new(0),
+            subscriptions: AtomicUsize::new(0),
+            last_active: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// The peer's address (a proxy's, when one forwards the calls).
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.remote_addr
+    }
+
+    fn touch(&self) {
+        *self.last_active.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    /// When the connection counts as idle from, if nothing is open.
+    fn idle_since(&self) -> Option<Instant> {
+        (self.open.load(Ordering::Acquire) == 0)
+            .then(|| *self.last_active.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Counts a subscription on this connection, up to `max`.
+    pub fn open_subscription(self: &Arc<Self>, max: usize) -> Option<SubscriptionSlot> {
+        self.subscriptions
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+                (open < max).then_some(open + 1)
+            })
+            .ok()?;
+        Some(SubscriptionSlot(self.clone()))
+    }
+
+    /// Live subscriptions on this connection.
+    pub fn subscriptions(&self) -> usize {
+        self.subscriptions.load(Ordering::Acquire)
+    }
+}
+
+/// A subscription's place on its connection, given back when dropped.
+#[derive(Debug)]
+pub struct SubscriptionSlot(Arc<Connection>);
+
+impl Drop for SubscriptionSlot {
+    fn drop(&mut self) {
+        self.0.subscriptions.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The connection info tonic puts in every request's extensions.
+#[derive(Debug, Clone)]
+pub struct PeerInfo(pub Arc<Connection>);
+
+/// An accepted TCP connection, closed once idle for the timeout.
+pub struct PeerStream {
+    stream: TcpStream,
+    connection: Arc<Connection>,
+    idle_timeout: Duration,
+    idle_check: Pin<Box<Sleep>>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Connected for PeerStream {
+    type ConnectInfo = PeerInfo;
+
+    fn connect_info(&self) -> PeerInfo {
+        PeerInfo(self.connection.clone())
+    }
+}
+
+impl PeerStream {
+    /// Ready with an error once the connection has been idle for the
+    /// timeout; otherwise re-arms the check for when it could be.
+    fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        while self.idle_check.as_mut().poll(cx).is_ready() {
+            let now = Instant::now();
+            let deadline = match self.connection.idle_since() {
+                Some(since) if now.duration_since(since) >= self.idle_timeout => {
+                    return Poll::Ready(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "connection idle for too long",
+                    ));
+                }
+                Some(since) => since + self.idle_timeout,
+                None => now + self.idle_timeout,
+            };
+            self.idle_check.as_mut().reset(deadline);
+        }
+        Poll::Pending
+    }
+}
+
+impl AsyncRead for PeerStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match Pin::new(&mut self.stream).poll_read(cx, buf) {
+            Poll::Pending => self.poll_idle(cx).map(Err),
+            ready => ready,
+        }
+    }
+}
+
+impl AsyncWrite for PeerStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}
+
+/// Pause after an accept error such as EMFILE before trying again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// At most one warning per this period for refused connections and
+/// accept errors.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// Accepts connections on `listener` for tonic, within `limits`, until
+/// tonic drops the returned stream.
+pub fn incoming(
+    listener: TcpListener,
+    limits: ConnectionLimits,
+) -> ReceiverStream<io::Result<PeerStream>> {
+    let (sender, receiver) = mpsc::channel(16);
+    tokio::spawn(accept_loop(listener, limits, sender));
+    ReceiverStream::new(receiver)
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    limits: ConnectionLimits,
+    sender: mpsc::Sender<io::Result<PeerStream>>,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut warnings = Warnings::default();
+    loop {
+        let accepted = tokio::select! {
+            () = sender.closed() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, remote_addr) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) if is_transient(&error) => continue,
+            Err(error) => {
+                warnings.warn(|suppressed| {
+                    tracing::warn!(%error, suppressed, "cannot accept connections; retrying shortly");
+                });
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            warnings.warn(|suppressed| {
+                tracing::warn!(
+                    limit = limits.max_connections,
+                    suppressed,
+                    "connection limit reached; closing new connections"
+                );
+            });
+            drop(stream);
+            continue;
+        };
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+        let connection = Arc::new(Connection::new(Some(remote_addr)));
+        let peer = PeerStream {
+            stream,
+            connection,
+            idle_timeout: limits.idle_timeout,
+            idle_check: Box::pin(tokio::time::sleep(limits.idle_timeout)),
+            _slot: slot,
+        };
+        if sender.send(Ok(peer)).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Errors about one connection (already gone), not about the listener.
+fn is_transient(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+    )
+}
+
+/// Rate-limits a repeated warning, counting what it held back.
+#[derive(Default)]
+struct Warnings {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl Warnings {
+    fn warn(&mut self, log: impl FnOnce(u64)) {
+        let now = Instant::now();
+        if self
+            .last
+            .is_some_and(|last| now.duration_since(last) < WARN_EVERY)
+        {
+            self.suppressed += 1;
+            return;
+        }
+        log(self.suppressed);
+        self.last = Some(now);
+        self.suppressed = 0;
+    }
+}
+
+/// Counts every call and stream (until its response body ends) on its
+/// connection and in total; one over `max_streams` is refused with
+/// RESOURCE_EXHAUSTED before its request is read.
+#[derive(Debug, Clone)]
+pub struct StreamLimitLayer {
+    slots: Arc<Semaphore>,
+    max_streams: usize,
+}
+
+impl StreamLimitLayer {
+    pub fn new(max_streams: usize) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(max_streams)),
+            max_streams,
+        }
+    }
+}
+
+impl<S> tower::Layer<S> for StreamLimitLayer {
+    type Service = StreamLimit<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        StreamLimit {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StreamLimit<S> {
+    inner: S,
+    layer: StreamLimitLayer,
+}
+
+/// Held by a call or stream while it is open.
+struct OpenCall {
+    connection: Option<Arc<Connection>>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl OpenCall {
+    fn new(connection: Option<Arc<Connection>>, slot: OwnedSemaphorePermit) -> Self {
+        if let Some(connection) = &connection {
+            connection.open.fetch_add(1, Ordering::AcqRel);
+            connection.touch();
+        }
+        Self {
+            connection,
+            _slot: slot,
+        }
+    }
+}
+
+impl Drop for OpenCall {
+    fn drop(&mut self) {
+        if let Some(connection) = &self.connection {
+            connection.touch();
+            connection.open.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for StreamLimit<S>
+where
+    S: tower::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ResBody: Default + Send + 'static,
+{
+    type Response = http::Response<CountedBody<ResBody>>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
+        let connection = request
+            .extensions()
+            .get::<PeerInfo>()
+            .map(|peer| peer.0.clone());
+        let Ok(slot) = self.layer.slots.clone().try_acquire_owned() else {
+            let status = Status::resource_exhausted(format!(
+                "the server has {} calls and streams open, its limit; retry shortly",
+                self.layer.max_streams
+            ));
+            let response = status.into_http::<ResBody>();
+            return Box::pin(
+                async move { Ok(response.map(|body| CountedBody { body, _open: None })) },
+            );
+        };
+        let open = OpenCall::new(connection, slot);
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await?;
+            Ok(response.map(|body| CountedBody {
+                body,
+                _open: Some(open),
+            }))
+        })
+    }
+}
+
+/// A response body that keeps its call counted until it is dropped.
+pub struct CountedBody<B> {
+    body: B,
+    _open: Option<OpenCall>,
+}
+
+impl<B: Body + Unpin> Body for CountedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
