@@ -1,10 +1,12 @@
 //! Integration tests: the real server on an ephemeral port, a real tonic
 //! client, a fresh sled folder per test. Set TEST_LOG=1 to see server logs.
 
+mod disk_full;
 mod durability;
 mod grpc_web;
 mod healthcheck;
 mod helpers;
+mod hostile;
 mod listing;
 mod moderation;
 mod screening;
