@@ -299,7 +299,8 @@ impl Warnings {
 
 /// Counts every call and stream (until its response body ends) on its
 /// connection and in total; one over `max_streams` is refused with
-/// RESOURCE_EXHAUSTED before its request is read.
+/// RESOURCE_EXHAUSTED before its request is read. Health checks are not
+/// refused (an orchestrator must be able to ask while the server is busy).
 #[derive(Debug, Clone)]
 pub struct StreamLimitLayer {
     slots: Arc<Semaphore>,
@@ -335,11 +336,11 @@ pub struct StreamLimit<S> {
 /// Held by a call or stream while it is open.
 struct OpenCall {
     connection: Option<Arc<Connection>>,
-    _slot: OwnedSemaphorePermit,
+    _slot: Option<OwnedSemaphorePermit>,
 }
 
 impl OpenCall {
-    fn new(connection: Option<Arc<Connection>>, slot: OwnedSemaphorePermit) -> Self {
+    fn new(connection: Option<Arc<Connection>>, slot: Option<OwnedSemaphorePermit>) -> Self {
         if let Some(connection) = &connection {
             connection.open.fetch_add(1, Ordering::AcqRel);
             connection.touch();
@@ -380,7 +381,9 @@ where
             .extensions()
             .get::<PeerInfo>()
             .map(|peer| peer.0.clone());
-        let Ok(slot) = self.layer.slots.clone().try_acquire_owned() else {
+        let exempt = request.uri().path().starts_with("/grpc.health.v1.Health/");
+        let slot = self.layer.slots.clone().try_acquire_owned().ok();
+        if slot.is_none() && !exempt {
             let status = Status::resource_exhausted(format!(
                 "the server has {} calls and streams open, its limit; retry shortly",
                 self.layer.max_streams
@@ -389,7 +392,7 @@ where
             return Box::pin(
                 async move { Ok(response.map(|body| CountedBody { body, _open: None })) },
             );
-        };
+        }
         let open = OpenCall::new(connection, slot);
         let response = self.inner.call(request);
         Box::pin(async move {
