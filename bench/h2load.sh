@@ -120,7 +120,8 @@ python3 "$WORK/pb.py" bodies "$WORK"
 # the server's write_bytes.
 : >"$WORK/server.log"
 "$BIN" --listen 127.0.0.1:0 --data-dir "$WORK/data" --log-format text \
-  --rate-limit-burst 0 --duplicate-window-secs 0 > >(cat >>"$WORK/server.log") 2>&1 &
+  --rate-limit-burst 0 --duplicate-window-secs 0 --peer-rate-limit-per-sec 0 --check-rate-limit-per-sec 0 \
+  > >(cat >>"$WORK/server.log") 2>&1 &
 PID=$!
 ADDR=
 for _ in $(seq 100); do

@@ -30,6 +30,8 @@ async fn main() -> anyhow::Result<()> {
     let temp = tempfile::TempDir::new()?;
     let mut config = Config::ephemeral(temp.path());
     config.rate.burst = 0;
+    config.peer_rate.burst = 0;
+    config.check_rate.burst = 0;
     config.duplicate_window = Duration::ZERO;
     let app = Application::build(config).await?;
     let addr = app.local_addr();

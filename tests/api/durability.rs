@@ -50,6 +50,8 @@ async fn every_acknowledged_comment_survives_kill_9() {
         &[
             "--rate-limit-burst",
             "0",
+            "--peer-rate-limit-per-sec",
+            "0",
             "--duplicate-window-secs",
             "0",
             "--profanity-hold-at",
