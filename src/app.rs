@@ -23,6 +23,7 @@ use crate::{
     config::Config,
     domain::ReservedNames,
     hub::Hub,
+    metrics::{self, Metrics, RpcMetricsLayer},
     moderators::Moderators,
     peer::TrustedProxies,
     screening::{Models, Pipeline, TermList, pool::ScreeningPool},
@@ -42,6 +43,8 @@ pub struct Application {
     config: Config,
     listener: TcpListener,
     local_addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    metrics_listener: Option<TcpListener>,
     store: Store,
     comments: Arc<Comments>,
     moderators: Arc<Moderators>,
@@ -54,6 +57,7 @@ pub struct Application {
 impl Application {
     /// Opens the store and binds the listener (port 0 picks a free port).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let metrics = Arc::new(Metrics::new());
         let hub = Arc::new(Hub::new(config.stream_buffer, 0));
         let publish_to = hub.clone();
         let store = Store::open(
@@ -62,6 +66,7 @@ impl Application {
                 idempotency_ttl: config.idempotency_ttl,
                 cache_bytes: config.cache_mb * 1024 * 1024,
                 min_free_bytes: config.min_free_disk_mb * 1024 * 1024,
+                commit_metrics: metrics.commits.clone(),
             },
             Box::new(move |events, durable_through| publish_to.publish(events, durable_through)),
         )
@@ -95,6 +100,14 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let local_addr = listener.local_addr()?;
+        let metrics_listener = match config.metrics_listen {
+            Some(address) => Some(
+                metrics::bind(address)
+                    .await
+                    .with_context(|| format!("cannot listen for metrics on {address}"))?,
+            ),
+            None => None,
+        };
         let (shutdown, shutdown_rx) = watch::channel(false);
         let trusted_proxies = TrustedProxies::parse(&config.trusted_proxies)?;
         let reserved_names =
@@ -109,7 +122,7 @@ impl Application {
         let comments = Arc::new(Comments::new(
             store.clone(),
             hub,
-            ScreeningPool::new(pipeline, config.screening),
+            ScreeningPool::new(pipeline, config.screening, metrics.clone()),
             &SubmitLimits {
                 client_rate: config.rate,
                 peer_rate: config.peer_rate,
@@ -118,6 +131,7 @@ impl Application {
                 max_text_chars: config.max_text_chars,
             },
             reserved_names,
+            metrics.clone(),
             shutdown_rx,
         ));
         let moderators = Arc::new(Moderators::new(store.clone(), terms));
@@ -125,6 +139,8 @@ impl Application {
             config,
             listener,
             local_addr,
+            metrics,
+            metrics_listener,
             store,
             comments,
             moderators,
@@ -140,12 +156,21 @@ impl Application {
         self.local_addr
     }
 
+    /// Where `/metrics` is served, if it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
+    }
+
     /// Serves until `signal` completes, then shuts down gracefully.
     pub async fn run_until_stopped(self, signal: impl Future<Output = ()>) -> anyhow::Result<()> {
         let Self {
             config,
             listener,
             local_addr,
+            metrics,
+            metrics_listener,
             store,
             comments,
             moderators,
@@ -154,6 +179,28 @@ impl Application {
             tls,
             shutdown,
         } = self;
+        let metrics_server = metrics_listener.map(|listener| {
+            let refresh_store = store.clone();
+            let refresh_metrics = metrics.clone();
+            let data_dir = config.data_dir.clone();
+            let refresh = Arc::new(move || {
+                let metrics = &refresh_metrics;
+                if let Ok(size) = refresh_store.size_on_disk() {
+                    metrics
+                        .store_size
+                        .set(i64::try_from(size).unwrap_or(i64::MAX));
+                }
+                if let Ok(free) = fs2::available_space(&data_dir) {
+                    metrics
+                        .disk_free
+                        .set(i64::try_from(free).unwrap_or(i64::MAX));
+                }
+                metrics
+                    .held_comments
+                    .set(i64::try_from(refresh_store.held_count()).unwrap_or(i64::MAX));
+            });
+            tokio::spawn(metrics::serve(listener, metrics.clone(), refresh))
+        });
 
         let (health, health_service) = tonic_health::server::health_reporter();
         let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -168,19 +215,26 @@ impl Application {
             comments,
             trusted_proxies.clone(),
             config.connections.max_subscriptions_per_connection,
+            metrics.clone(),
         ))
         .max_decoding_message_size(config.max_message_bytes);
         let moderation_service = InterceptedService::new(
             ModerationServer::new(ModerationApi::new(moderators))
                 .max_decoding_message_size(config.max_message_bytes),
-            ModeratorAuth::new(moderator_tokens, config.auth_failures, trusted_proxies),
+            ModeratorAuth::new(
+                moderator_tokens,
+                config.auth_failures,
+                trusted_proxies,
+                metrics.clone(),
+            ),
         );
-        set_serving(&health, true).await;
+        set_serving(&health, &metrics, true).await;
         // NOT_SERVING while the store refuses writes (a full disk), SERVING
         // again once it takes them; ends at shutdown.
         tokio::spawn(report_writability(
             store.writability(),
             health.clone(),
+            metrics.clone(),
             shutdown.subscribe(),
         ));
 
@@ -203,9 +257,14 @@ impl Application {
             // gRPC-web for browsers: HTTP/1.1 accepted and translated by
             // tonic-web; CORS only for the configured origins.
             .accept_http1(true)
-            .layer(StreamLimitLayer::new(config.connections.max_streams))
+            .layer(StreamLimitLayer::new(
+                config.connections.max_streams,
+                metrics.clone(),
+            ))
             .layer(cors)
             .layer(tonic_web::GrpcWebLayer::new())
+            // Innermost: sees gRPC-web calls as gRPC, after translation.
+            .layer(RpcMetricsLayer::new(metrics.clone()))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -214,7 +273,7 @@ impl Application {
             // The accept loop sets TCP_NODELAY itself (with
             // `serve_with_incoming*` the builder's TCP settings are ignored).
             .serve_with_incoming_shutdown(
-                transport::incoming(listener, config.connections),
+                transport::incoming(listener, config.connections, metrics.clone()),
                 async move {
                     let _ = stopping.wait_for(|stop| *stop).await;
                 },
@@ -226,8 +285,8 @@ impl Application {
             result = &mut server => result.context("the gRPC server failed")?,
             () = signal => {
                 tracing::info!("shutdown signal received; finishing in-flight calls");
-                set_serving(&health, false).await;
                 let _ = shutdown.send(true);
+                set_serving(&health, &metrics, false).await;
                 match tokio::time::timeout(config.shutdown_grace, &mut server).await {
                     Ok(result) => result.context("the gRPC server failed")?,
                     Err(_) => tracing::warn!(
@@ -236,6 +295,9 @@ impl Application {
                     ),
                 }
             }
+        }
+        if let Some(metrics_server) = metrics_server {
+            metrics_server.abort();
         }
         store
             .close()
@@ -249,6 +311,7 @@ impl Application {
 async fn report_writability(
     mut writability: watch::Receiver<Writability>,
     health: HealthReporter,
+    metrics: Arc<Metrics>,
     mut stopping: watch::Receiver<bool>,
 ) {
     loop {
@@ -256,7 +319,7 @@ async fn report_writability(
         if *stopping.borrow() {
             return;
         }
-        set_serving(&health, writable).await;
+        set_serving(&health, &metrics, writable).await;
         tokio::select! {
             changed = writability.changed() => if changed.is_err() { return },
             _ = stopping.wait_for(|stop| *stop) => return,
@@ -264,7 +327,8 @@ async fn report_writability(
     }
 }
 
-async fn set_serving(health: &HealthReporter, serving: bool) {
+async fn set_serving(health: &HealthReporter, metrics: &Metrics, serving: bool) {
+    metrics.serving.set(i64::from(serving));
     let status = if serving {
         tonic_health::ServingStatus::Serving
     } else {

@@ -18,6 +18,7 @@ use tonic::{Request, Status, service::Interceptor};
 
 use crate::{
     error::Error,
+    metrics::Metrics,
     peer::{self, TrustedProxies},
     screening::rate_limit::{RateLimiter, RatePolicy},
 };
@@ -102,6 +103,7 @@ pub struct ModeratorAuth {
     tokens: ModeratorTokens,
     failures: Arc<RateLimiter<IpAddr>>,
     trusted_proxies: TrustedProxies,
+    metrics: Arc<Metrics>,
 }
 
 impl ModeratorAuth {
@@ -110,11 +112,13 @@ impl ModeratorAuth {
         tokens: ModeratorTokens,
         failures: RatePolicy,
         trusted_proxies: TrustedProxies,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             tokens,
             failures: Arc::new(RateLimiter::new(failures)),
             trusted_proxies,
+            metrics,
         }
     }
 
@@ -137,6 +141,7 @@ impl Interceptor for ModeratorAuth {
         if let Some(caller) = caller
             && let Err(retry_after) = self.failures.check(&caller)
         {
+            self.metrics.rate_limited("auth");
             return Err(Error::RateLimited {
                 what: "too many failed authentications from this address",
                 retry_after,

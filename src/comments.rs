@@ -20,6 +20,7 @@ use crate::{
     },
     error::Error,
     hub::{Hub, Lagged, Subscription},
+    metrics::{DecisionLabels, Metrics, ReasonLabels},
     paging,
     screening::{
         duplicate::DuplicateTracker,
@@ -75,6 +76,7 @@ pub struct Comments {
     duplicates: DuplicateTracker,
     reserved_names: ReservedNames,
     max_text_chars: usize,
+    metrics: Arc<Metrics>,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -85,6 +87,7 @@ impl Comments {
         screening: ScreeningPool,
         limits: &SubmitLimits,
         reserved_names: ReservedNames,
+        metrics: Arc<Metrics>,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
         Self {
@@ -97,6 +100,7 @@ impl Comments {
             duplicates: DuplicateTracker::new(limits.duplicate_window),
             reserved_names,
             max_text_chars: limits.max_text_chars,
+            metrics,
             shutdown,
         }
     }
@@ -124,18 +128,22 @@ impl Comments {
         }
         self.reserved_names.check(&submission.author_name)?;
         if let Some(caller) = caller {
-            self.peer_rate
-                .try_acquire(&caller)
-                .map_err(|retry_after| Error::RateLimited {
+            self.peer_rate.try_acquire(&caller).map_err(|retry_after| {
+                self.metrics.rate_limited("address");
+                Error::RateLimited {
                     what: "too many submissions from this address",
                     retry_after,
-                })?;
+                }
+            })?;
         }
         self.client_rate
             .try_acquire(&submission.client_id)
-            .map_err(|retry_after| Error::RateLimited {
-                what: "too many submissions from this client_id",
-                retry_after,
+            .map_err(|retry_after| {
+                self.metrics.rate_limited("client_id");
+                Error::RateLimited {
+                    what: "too many submissions from this client_id",
+                    retry_after,
+                }
             })?;
         if let Some(parent) = submission.parent_id {
             self.check_parent(parent, &submission.article_id)?;
@@ -160,6 +168,7 @@ impl Comments {
             .duplicates
             .check(&submission.client_id, &submission.text)
         {
+            self.metrics.duplicates.inc();
             verdict.push(reason);
         }
         self.apply_policy(&submission, &settings, now, &mut verdict)?;
@@ -186,6 +195,7 @@ impl Comments {
         }
         match self.store.append_one(append).await? {
             Appended::New(position) => {
+                self.count(&verdict);
                 let comment = submitted.comment(position);
                 if comment.is_some() {
                     self.duplicates
@@ -198,6 +208,27 @@ impl Comments {
                 })
             }
             Appended::Duplicate(position) => self.replay(position, &submission).await,
+        }
+    }
+
+    fn count(&self, verdict: &Verdict) {
+        let decision = match verdict.decision {
+            Decision::Approved => "approved",
+            Decision::Held => "held",
+            Decision::Rejected => "rejected",
+        };
+        self.metrics
+            .submissions
+            .get_or_create(&DecisionLabels { decision })
+            .inc();
+        for reason in &verdict.reasons {
+            self.metrics
+                .reasons
+                .get_or_create(&ReasonLabels {
+                    filter: reason.filter.as_str(),
+                    code: reason.code.clone(),
+                })
+                .inc();
         }
     }
 
@@ -299,9 +330,12 @@ impl Comments {
         if let Some(caller) = caller {
             self.check_rate
                 .try_acquire(&caller)
-                .map_err(|retry_after| Error::RateLimited {
-                    what: "too many CheckComment calls from this address",
-                    retry_after,
+                .map_err(|retry_after| {
+                    self.metrics.rate_limited("check");
+                    Error::RateLimited {
+                        what: "too many CheckComment calls from this address",
+                        retry_after,
+                    }
                 })?;
         }
         Ok(self.screening.screen(author_name, text).await?)
@@ -380,6 +414,7 @@ impl Comments {
             last_sent: after.map_or(watermark, CommentId::position),
         };
         tracing::debug!(%article, cursor = stream.last_sent, "subscription started");
+        self.metrics.subscribers.inc();
 
         let ended: Result<(), StreamEnd> = async {
             if after.is_some() {
@@ -394,8 +429,10 @@ impl Comments {
                     }
                     Err(Lagged) => {
                         tracing::debug!(%article, "subscriber lagged; catching up from the store");
+                        self.metrics.subscriber_lags.inc();
                         let watermark = self.hub.watermark();
                         self.catch_up(&article, watermark, &mut stream).await?;
+                        self.metrics.subscriber_catch_ups.inc();
                         continue;
                     }
                 }
@@ -422,6 +459,7 @@ impl Comments {
         }
         drop(subscription);
         self.hub.release(&article);
+        self.metrics.subscribers.dec();
         tracing::debug!(%article, "subscription ended");
     }
 

@@ -108,6 +108,10 @@ pub struct ServeArgs {
     #[arg(long, env = "COMMENTD_MIN_FREE_DISK_MB", default_value_t = defaults::MIN_FREE_DISK_MB)]
     pub min_free_disk_mb: u64,
 
+    /// Serve Prometheus metrics at http://ADDR/metrics (off by default).
+    #[arg(long, env = "COMMENTD_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Log format; filter with RUST_LOG (default: info).
     #[arg(long, env = "COMMENTD_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -319,6 +323,8 @@ pub struct ServeArgs {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// Where `/metrics` is served, if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
     pub data_dir: PathBuf,
     pub cache_mb: u64,
     pub min_free_disk_mb: u64,
@@ -357,6 +363,7 @@ impl ServeArgs {
     pub fn config(&self) -> Config {
         Config {
             listen: self.listen,
+            metrics_listen: self.metrics_listen,
             data_dir: self.data_dir.clone(),
             cache_mb: self.cache_mb,
             min_free_disk_mb: self.min_free_disk_mb,
@@ -419,6 +426,7 @@ impl Config {
     pub fn ephemeral(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics_listen: None,
             data_dir: data_dir.into(),
             cache_mb: defaults::CACHE_MB,
             min_free_disk_mb: defaults::MIN_FREE_DISK_MB,

@@ -644,6 +644,20 @@ pub enum Filter {
     Toxicity,
 }
 
+impl Filter {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Profanity => "profanity",
+            Self::Spam => "spam",
+            Self::Duplicate => "duplicate",
+            Self::Terms => "terms",
+            Self::Ban => "ban",
+            Self::Policy => "policy",
+            Self::Toxicity => "toxicity",
+        }
+    }
+}
+
 /// How severe a profanity finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Severity {

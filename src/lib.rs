@@ -13,6 +13,8 @@
 //!   count (trusted proxies' `X-Forwarded-For`).
 //! - [`api`]: the gRPC layer: generated code, conversions, service impls.
 //! - [`error`]: the one mapping from errors to gRPC statuses.
+//! - [`metrics`]: Prometheus metrics (one registry per application), the
+//!   RPC metrics layer and the `/metrics` listener.
 //! - [`comments`]: the readers' use cases (submit, check, get, list,
 //!   subscribe): screening, policy and the events a submission appends.
 //! - [`moderators`]: the moderators' use cases (queue, actions, settings,
@@ -49,8 +51,8 @@ pub mod comments;
 pub mod config;
 pub mod domain;
 pub mod error;
-#[doc(hidden)]
 pub mod hub;
+pub mod metrics;
 pub mod moderators;
 pub mod paging;
 pub mod peer;

@@ -35,6 +35,8 @@ use tokio::{
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, codegen::http, transport::server::Connected};
 
+use crate::metrics::Metrics;
+
 /// Limits on what peers hold; see the README's table of limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
@@ -120,7 +122,19 @@ pub struct PeerStream {
     connection: Arc<Connection>,
     idle_timeout: Duration,
     idle_check: Pin<Box<Sleep>>,
-    _slot: OwnedSemaphorePermit,
+    _slot: ConnectionSlot,
+}
+
+/// A place among the open connections, given back when dropped.
+struct ConnectionSlot {
+    _permit: OwnedSemaphorePermit,
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.metrics.connections.dec();
+    }
 }
 
 impl Connected for PeerStream {
@@ -207,15 +221,17 @@ const WARN_EVERY: Duration = Duration::from_secs(10);
 pub fn incoming(
     listener: TcpListener,
     limits: ConnectionLimits,
+    metrics: Arc<Metrics>,
 ) -> ReceiverStream<io::Result<PeerStream>> {
     let (sender, receiver) = mpsc::channel(16);
-    tokio::spawn(accept_loop(listener, limits, sender));
+    tokio::spawn(accept_loop(listener, limits, metrics, sender));
     ReceiverStream::new(receiver)
 }
 
 async fn accept_loop(
     listener: TcpListener,
     limits: ConnectionLimits,
+    metrics: Arc<Metrics>,
     sender: mpsc::Sender<io::Result<PeerStream>>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
@@ -236,7 +252,8 @@ async fn accept_loop(
                 continue;
             }
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            metrics.refused_at_capacity("connections");
             warnings.warn(|suppressed| {
                 tracing::warn!(
                     limit = limits.max_connections,
@@ -250,6 +267,11 @@ async fn accept_loop(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
+        metrics.connections.inc();
+        let slot = ConnectionSlot {
+            _permit: permit,
+            metrics: metrics.clone(),
+        };
         let connection = Arc::new(Connection::new(Some(remote_addr)));
         let peer = PeerStream {
             stream,
@@ -301,17 +323,19 @@ impl Warnings {
 /// connection and in total; one over `max_streams` is refused with
 /// RESOURCE_EXHAUSTED before its request is read. Health checks are not
 /// refused (an orchestrator must be able to ask while the server is busy).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StreamLimitLayer {
     slots: Arc<Semaphore>,
     max_streams: usize,
+    metrics: Arc<Metrics>,
 }
 
 impl StreamLimitLayer {
-    pub fn new(max_streams: usize) -> Self {
+    pub fn new(max_streams: usize, metrics: Arc<Metrics>) -> Self {
         Self {
             slots: Arc::new(Semaphore::new(max_streams)),
             max_streams,
+            metrics,
         }
     }
 }
@@ -327,7 +351,7 @@ impl<S> tower::Layer<S> for StreamLimitLayer {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StreamLimit<S> {
     inner: S,
     layer: StreamLimitLayer,
@@ -337,23 +361,31 @@ pub struct StreamLimit<S> {
 struct OpenCall {
     connection: Option<Arc<Connection>>,
     _slot: Option<OwnedSemaphorePermit>,
+    metrics: Arc<Metrics>,
 }
 
 impl OpenCall {
-    fn new(connection: Option<Arc<Connection>>, slot: Option<OwnedSemaphorePermit>) -> Self {
+    fn new(
+        connection: Option<Arc<Connection>>,
+        slot: Option<OwnedSemaphorePermit>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         if let Some(connection) = &connection {
             connection.open.fetch_add(1, Ordering::AcqRel);
             connection.touch();
         }
+        metrics.open_calls.inc();
         Self {
             connection,
             _slot: slot,
+            metrics,
         }
     }
 }
 
 impl Drop for OpenCall {
     fn drop(&mut self) {
+        self.metrics.open_calls.dec();
         if let Some(connection) = &self.connection {
             connection.touch();
             connection.open.fetch_sub(1, Ordering::AcqRel);
@@ -384,6 +416,7 @@ where
         let exempt = request.uri().path().starts_with("/grpc.health.v1.Health/");
         let slot = self.layer.slots.clone().try_acquire_owned().ok();
         if slot.is_none() && !exempt {
+            self.layer.metrics.refused_at_capacity("streams");
             let status = Status::resource_exhausted(format!(
                 "the server has {} calls and streams open, its limit; retry shortly",
                 self.layer.max_streams
@@ -393,7 +426,7 @@ where
                 async move { Ok(response.map(|body| CountedBody { body, _open: None })) },
             );
         }
-        let open = OpenCall::new(connection, slot);
+        let open = OpenCall::new(connection, slot, self.layer.metrics.clone());
         let response = self.inner.call(request);
         Box::pin(async move {
             let response = response.await?;

@@ -14,6 +14,7 @@ use crate::{
     comments::Comments,
     domain::{ArticleId, CommentId},
     error::Error,
+    metrics::Metrics,
     peer::{self, TrustedProxies},
     transport::PeerInfo,
 };
@@ -23,6 +24,7 @@ pub struct CommentApi {
     comments: Arc<Comments>,
     trusted_proxies: TrustedProxies,
     max_subscriptions_per_connection: usize,
+    metrics: Arc<Metrics>,
 }
 
 impl CommentApi {
@@ -30,11 +32,13 @@ impl CommentApi {
         comments: Arc<Comments>,
         trusted_proxies: TrustedProxies,
         max_subscriptions_per_connection: usize,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             comments,
             trusted_proxies,
             max_subscriptions_per_connection,
+            metrics,
         }
     }
 }
@@ -127,6 +131,7 @@ impl CommentService for CommentApi {
                 connection
                     .open_subscription(self.max_subscriptions_per_connection)
                     .ok_or_else(|| {
+                        self.metrics.refused_at_capacity("subscriptions_per_connection");
                         Status::resource_exhausted(format!(
                             "this connection has {} subscriptions open, the limit; open another connection or close one",
                             self.max_subscriptions_per_connection

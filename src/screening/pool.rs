@@ -10,9 +10,13 @@
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
+use tracing::Span;
 
 use super::Pipeline;
-use crate::domain::{AuthorName, CommentText, Verdict};
+use crate::{
+    domain::{AuthorName, CommentText, Verdict},
+    metrics::Metrics,
+};
 
 /// How much screening may run and wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,10 +54,11 @@ pub struct ScreeningPool {
     /// Permits to run or wait.
     admitted: Semaphore,
     capacity: usize,
+    metrics: Arc<Metrics>,
 }
 
 impl ScreeningPool {
-    pub fn new(pipeline: Pipeline, size: PoolSize) -> Self {
+    pub fn new(pipeline: Pipeline, size: PoolSize, metrics: Arc<Metrics>) -> Self {
         let workers = size.workers.max(1);
         let capacity = workers + size.queue;
         Self {
@@ -61,6 +66,7 @@ impl ScreeningPool {
             workers: Semaphore::new(workers),
             admitted: Semaphore::new(capacity),
             capacity,
+            metrics,
         }
     }
 
@@ -70,19 +76,30 @@ impl ScreeningPool {
         author_name: Option<AuthorName>,
         text: CommentText,
     ) -> Result<Verdict, ScreeningError> {
-        let _admitted = self
-            .admitted
-            .try_acquire()
-            .map_err(|_| ScreeningError::Busy(self.capacity))?;
+        let _admitted = self.admitted.try_acquire().map_err(|_| {
+            self.metrics.refused_at_capacity("screening");
+            ScreeningError::Busy(self.capacity)
+        })?;
         let _running = self
             .workers
             .acquire()
             .await
             .map_err(|error| ScreeningError::Failed(error.to_string()))?;
         let pipeline = self.pipeline.clone();
-        tokio::task::spawn_blocking(move || pipeline.screen(author_name.as_ref(), &text))
-            .await
-            .map_err(|error| ScreeningError::Failed(error.to_string()))
+        let metrics = self.metrics.clone();
+        // A child span of the call, with its timing, on the blocking thread.
+        let span = tracing::debug_span!(parent: Span::current(), "screening");
+        tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let started = std::time::Instant::now();
+            let verdict = pipeline.screen(author_name.as_ref(), &text);
+            metrics
+                .screening_duration
+                .observe(started.elapsed().as_secs_f64());
+            verdict
+        })
+        .await
+        .map_err(|error| ScreeningError::Failed(error.to_string()))
     }
 }
 
@@ -99,7 +116,7 @@ mod tests {
             Arc::new(TermList::new(&[])),
             Models::default(),
         );
-        Arc::new(ScreeningPool::new(pipeline, size))
+        Arc::new(ScreeningPool::new(pipeline, size, Arc::new(Metrics::new())))
     }
 
     #[tokio::test]

@@ -32,9 +32,11 @@ use std::{
 
 use tokio::sync::watch;
 
+use crate::metrics::CommitMetrics;
+
 pub use event::{Event, Moderated, Submitted};
 pub use log::{Append, Appended, CommentLog, LogError, Writability};
-pub use sled_log::SledLog;
+pub use sled_log::{SledLog, SledLogOptions};
 pub use views::{BanRecord, Status};
 
 use crate::domain::{
@@ -142,6 +144,8 @@ pub struct StoreOptions {
     /// Free space kept on the data disk: below it writes are refused with
     /// UNAVAILABLE until space is freed.
     pub min_free_bytes: u64,
+    /// Where the log writer reports its group commits.
+    pub commit_metrics: CommitMetrics,
 }
 
 impl Default for StoreOptions {
@@ -150,6 +154,7 @@ impl Default for StoreOptions {
             idempotency_ttl: Duration::from_secs(24 * 3600),
             cache_bytes: DEFAULT_CACHE_BYTES,
             min_free_bytes: sled_log::DEFAULT_MIN_FREE_BYTES,
+            commit_metrics: CommitMetrics::default(),
         }
     }
 }
@@ -164,8 +169,15 @@ impl Store {
             .cache_capacity(options.cache_bytes)
             .open()?;
         migrate::to_current(&db)?;
-        let log =
-            SledLog::open_keeping_free(&db, path, options.idempotency_ttl, options.min_free_bytes)?;
+        let log = SledLog::open_with(
+            &db,
+            path,
+            SledLogOptions {
+                duplicate_window: options.idempotency_ttl,
+                min_free_bytes: options.min_free_bytes,
+                metrics: options.commit_metrics.clone(),
+            },
+        )?;
         Self::with_log(db, Arc::new(log), on_commit)
     }
 
@@ -419,6 +431,16 @@ impl Store {
             }
         }
         Ok((events, last_read))
+    }
+
+    /// Comments waiting for a moderator (counts the queue: for metrics).
+    pub fn held_count(&self) -> usize {
+        self.shared.views.scan_prefix([views::HELD]).keys().count()
+    }
+
+    /// The data folder's size on disk, as sled reports it.
+    pub fn size_on_disk(&self) -> Result<u64> {
+        Ok(self.shared.db.size_on_disk()?)
     }
 
     /// The review queue, oldest first, optionally for one article.

@@ -41,6 +41,8 @@ use std::{
 
 use tokio::sync::{oneshot, watch};
 
+use crate::metrics::CommitMetrics;
+
 use super::{
     event::{Event, decode, encode, u64_at_end},
     log::{Append, AppendFuture, Appended, CommentLog, LogError, Writability},
@@ -84,6 +86,18 @@ pub struct WriterStats {
 /// never meets a full disk, which it cannot recover from without a restart.
 pub const DEFAULT_MIN_FREE_BYTES: u64 = 64 * 1024 * 1024;
 
+/// How to open the sled log.
+#[derive(Debug, Clone)]
+pub struct SledLogOptions {
+    /// How long duplicate appends are recognised.
+    pub duplicate_window: Duration,
+    /// Appends are refused while the disk has less than this free (or a
+    /// quarter of its size, if that is less).
+    pub min_free_bytes: u64,
+    /// Where group commits are reported.
+    pub metrics: CommitMetrics,
+}
+
 /// The sled log. Cheap to clone.
 #[derive(Clone)]
 pub struct SledLog {
@@ -99,17 +113,24 @@ impl SledLog {
     /// Opens the log in `db` (in the folder `dir`) and starts its writer
     /// thread, keeping [`DEFAULT_MIN_FREE_BYTES`] free.
     pub fn open(db: &sled::Db, dir: &Path, duplicate_window: Duration) -> Result<Self, LogError> {
-        Self::open_keeping_free(db, dir, duplicate_window, DEFAULT_MIN_FREE_BYTES)
+        Self::open_with(
+            db,
+            dir,
+            SledLogOptions {
+                duplicate_window,
+                min_free_bytes: DEFAULT_MIN_FREE_BYTES,
+                metrics: CommitMetrics::default(),
+            },
+        )
     }
 
-    /// Opens the log, refusing appends while the disk has less than
-    /// `min_free_bytes` free (or a quarter of its size, if that is less).
-    pub fn open_keeping_free(
-        db: &sled::Db,
-        dir: &Path,
-        duplicate_window: Duration,
-        min_free_bytes: u64,
-    ) -> Result<Self, LogError> {
+    /// Opens the log with `options`.
+    pub fn open_with(db: &sled::Db, dir: &Path, options: SledLogOptions) -> Result<Self, LogError> {
+        let SledLogOptions {
+            duplicate_window,
+            min_free_bytes,
+            metrics,
+        } = options;
         let tree = db.open_tree("log.v2").map_err(read_error)?;
         let data_file = File::open(dir.join("db")).map_err(|error| {
             LogError::Read(format!("opening sled's data file for fdatasync: {error}"))
@@ -135,6 +156,7 @@ impl SledLog {
             broken: None,
             min_free_bytes,
             writability: writability_tx,
+            metrics,
             last,
             committed: committed_tx,
             window: duplicate_window,
@@ -252,6 +274,7 @@ struct Writer {
     /// Free space kept on the disk (see [`DEFAULT_MIN_FREE_BYTES`]).
     min_free_bytes: u64,
     writability: watch::Sender<Writability>,
+    metrics: CommitMetrics,
     /// The highest position handed out.
     last: u64,
     committed: watch::Sender<u64>,
@@ -354,7 +377,9 @@ impl Writer {
             self.answer(answers);
             return;
         }
+        let started = Instant::now();
         if let Err(full) = self.check_space() {
+            self.metrics.errors.inc();
             // Nothing was written: the callers may retry.
             for (reply, _) in answers {
                 let _ = reply.send(Err(LogError::NoSpace(full.clone())));
@@ -368,6 +393,12 @@ impl Writer {
             .and_then(|()| self.make_durable());
         match written {
             Ok(()) => {
+                self.metrics
+                    .batch_appends
+                    .observe((next - 1 - self.last) as f64);
+                self.metrics
+                    .duration
+                    .observe(started.elapsed().as_secs_f64());
                 self.last = next - 1;
                 self.committed.send_replace(self.last);
                 self.stats.groups.fetch_add(1, Ordering::Relaxed);
@@ -376,6 +407,7 @@ impl Writer {
             Err(error) => {
                 // The outcome of these appends is unknown to their callers;
                 // nothing more is written (see `broken`).
+                self.metrics.errors.inc();
                 self.last = next - 1;
                 self.broken = Some(error.clone());
                 self.writability

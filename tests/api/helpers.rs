@@ -53,6 +53,8 @@ impl Interceptor for Bearer {
 /// A running server with its data folder.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served, when the test turned it on.
+    pub metrics_addr: Option<SocketAddr>,
     pub client: Client,
     pub data_dir: PathBuf,
     _temp: Option<TempDir>,
@@ -104,6 +106,7 @@ pub async fn spawn_app_in(data_dir: &Path, configure: impl FnOnce(&mut Config)) 
         .await
         .expect("application builds");
     let addr = application.local_addr();
+    let metrics_addr = application.metrics_addr();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(application.run_until_stopped(async {
         let _ = stopped.await;
@@ -111,6 +114,7 @@ pub async fn spawn_app_in(data_dir: &Path, configure: impl FnOnce(&mut Config)) 
     let client = connect(addr).await;
     TestApp {
         addr,
+        metrics_addr,
         client,
         data_dir: data_dir.to_owned(),
         _temp: None,

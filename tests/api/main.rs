@@ -8,6 +8,7 @@ mod healthcheck;
 mod helpers;
 mod hostile;
 mod listing;
+mod metrics;
 mod moderation;
 mod screening;
 mod streaming;
