@@ -229,6 +229,11 @@ impl Application {
             ),
         );
         set_serving(&health, &metrics, true).await;
+        // For liveness probes: SERVING while the process runs, whatever
+        // the store's state (a restart does not cure a full disk).
+        health
+            .set_service_status("liveness", tonic_health::ServingStatus::Serving)
+            .await;
         // NOT_SERVING while the store refuses writes (a full disk), SERVING
         // again once it takes them; ends at shutdown.
         tokio::spawn(report_writability(

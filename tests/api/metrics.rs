@@ -214,3 +214,70 @@ async fn two_servers_in_one_process_count_apart() {
         None
     );
 }
+
+/// Metric names (`commentd_…`) that a file's queries use.
+fn metric_names_in(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("commentd_") {
+        let name: String = rest[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+            .collect();
+        rest = &rest[start + name.len()..];
+        names.insert(name);
+    }
+    names
+}
+
+#[tokio::test]
+async fn every_metric_the_dashboard_and_the_rules_use_is_exported() {
+    let mut app = spawn_app_with(|config| {
+        config.metrics_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        config.rate = RatePolicy {
+            burst: 1,
+            interval: Duration::from_secs(3600),
+        };
+        config.connections.max_subscriptions_per_connection = 1;
+    })
+    .await;
+    // Enough traffic that every labelled family has a series.
+    submit(&mut app.client, submission("news/1", "this is shit", "c1")).await;
+    submit_error(&mut app.client, submission("news/1", "again", "c1")).await;
+    let mut client = app.new_client().await;
+    let _stream = subscribe(&mut client, "news/1", "").await;
+    let refused = client
+        .subscribe_comments(pb::SubscribeCommentsRequest {
+            article_id: "news/2".to_owned(),
+            after_comment_id: String::new(),
+        })
+        .await
+        .expect_err("one subscription per connection");
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    let exported: std::collections::BTreeSet<String> = scrape_until(
+        app.metrics_addr.unwrap(),
+        &[(
+            "commentd_capacity_refusals_total{limit=\"subscriptions_per_connection\"}",
+            1.0,
+        )],
+    )
+    .await
+    .keys()
+    .map(|key| key.split('{').next().unwrap().to_owned())
+    .collect();
+
+    let root = env!("CARGO_MANIFEST_DIR");
+    for file in [
+        "deploy/grafana/commentd.json",
+        "deploy/prometheus/commentd.rules.yml",
+    ] {
+        let text = std::fs::read_to_string(format!("{root}/{file}")).unwrap();
+        let used = metric_names_in(&text);
+        assert!(used.len() >= 8, "{file} uses only {used:?}");
+        let missing: Vec<_> = used.difference(&exported).collect();
+        assert!(
+            missing.is_empty(),
+            "{file} uses metrics the binary does not export: {missing:?}"
+        );
+    }
+}
