@@ -12,6 +12,7 @@ use std::{
 };
 
 use tokio::sync::{mpsc, watch};
+use tracing::Instrument;
 
 use crate::{
     domain::{
@@ -193,7 +194,12 @@ impl Comments {
         if let Some(id) = dedup_id {
             append = append.dedup(id);
         }
-        match self.store.append_one(append).await? {
+        let appended = self
+            .store
+            .append_one(append)
+            .instrument(tracing::info_span!("store.append"))
+            .await?;
+        match appended {
             Appended::New(position) => {
                 self.count(&verdict);
                 let comment = submitted.comment(position);

@@ -112,6 +112,11 @@ pub struct ServeArgs {
     #[arg(long, env = "COMMENTD_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
 
+    /// Export traces over OTLP/gRPC to this endpoint (e.g.
+    /// http://collector:4317); needs a build with the `otlp` feature.
+    #[arg(long, env = "COMMENTD_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
     /// Log format; filter with RUST_LOG (default: info).
     #[arg(long, env = "COMMENTD_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

@@ -16,12 +16,14 @@ async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve(cli.serve)) {
         Command::Serve(args) => {
-            telemetry::init(args.log_format);
+            let telemetry = telemetry::init(args.log_format, args.otlp_endpoint.as_deref())?;
             let application = Application::build(args.config()).await?;
-            application.run_until_stopped(shutdown_signal()).await?;
+            let served = application.run_until_stopped(shutdown_signal()).await;
+            telemetry.shutdown().await;
+            served?;
         }
         Command::RebuildViews(args) => {
-            telemetry::init(commentd::config::LogFormat::Text);
+            telemetry::init(commentd::config::LogFormat::Text, None)?;
             cli::rebuild_views(&args).await?;
         }
         Command::Healthcheck(args) => {

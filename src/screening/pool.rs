@@ -88,7 +88,7 @@ impl ScreeningPool {
         let pipeline = self.pipeline.clone();
         let metrics = self.metrics.clone();
         // A child span of the call, with its timing, on the blocking thread.
-        let span = tracing::debug_span!(parent: Span::current(), "screening");
+        let span = tracing::info_span!(parent: Span::current(), "screening");
         tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
             let started = std::time::Instant::now();

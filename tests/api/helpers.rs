@@ -94,7 +94,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
 /// Starts a server on an existing data folder (for restarts).
 pub async fn spawn_app_in(data_dir: &Path, configure: impl FnOnce(&mut Config)) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
-        telemetry::init(LogFormat::Text);
+        let _ = telemetry::init(LogFormat::Text, None);
     }
     let mut config = test_config(data_dir);
     let tokens = data_dir.with_extension("tokens");
