@@ -28,7 +28,7 @@ use crate::{
     peer::TrustedProxies,
     screening::{Models, Pipeline, TermList, pool::ScreeningPool},
     store::{Store, StoreOptions, Writability},
-    transport::{self, StreamLimitLayer},
+    transport::{self, CallLimitLayer},
 };
 
 /// Initial HTTP/2 connection window: large enough for thousands of streams
@@ -96,8 +96,7 @@ impl Application {
             None => None,
         };
 
-        let listener = TcpListener::bind(config.listen)
-            .await
+        let listener = transport::bind(config.listen)
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let local_addr = listener.local_addr()?;
         let metrics_listener = match config.metrics_listen {
@@ -224,7 +223,7 @@ impl Application {
             ModeratorAuth::new(
                 moderator_tokens,
                 config.auth_failures,
-                trusted_proxies,
+                trusted_proxies.clone(),
                 metrics.clone(),
             ),
         );
@@ -256,20 +255,21 @@ impl Application {
             .max_concurrent_streams(config.max_concurrent_streams)
             .http2_keepalive_interval(Some(config.keepalive_interval))
             .http2_keepalive_timeout(Some(config.keepalive_timeout))
-            // Reading a request and answering it; a request that never
-            // finishes arriving is dropped then.
-            .timeout(config.request_timeout)
             // gRPC-web for browsers: HTTP/1.1 accepted and translated by
             // tonic-web; CORS only for the configured origins.
             .accept_http1(true)
-            .layer(StreamLimitLayer::new(
-                config.connections.max_streams,
-                metrics.clone(),
-            ))
             .layer(cors)
             .layer(tonic_web::GrpcWebLayer::new())
-            // Innermost: sees gRPC-web calls as gRPC, after translation.
+            // Inside gRPC-web: sees gRPC-web calls as gRPC, after
+            // translation, and counts the limits' refusals too.
             .layer(RpcMetricsLayer::new(metrics.clone()))
+            // Inside CORS and gRPC-web, so that browsers can read its
+            // refusals and timeouts.
+            .layer(CallLimitLayer::new(
+                config.calls,
+                trusted_proxies.clone(),
+                metrics.clone(),
+            ))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

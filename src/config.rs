@@ -9,7 +9,7 @@ use crate::{
     screening::{
         ProfanityPolicy, SpamPolicy, ToxicityPolicy, pool::PoolSize, rate_limit::RatePolicy,
     },
-    transport::ConnectionLimits,
+    transport::{CallLimits, ConnectionLimits},
 };
 
 /// commentd: a comment moderation service for news sites, over gRPC.
@@ -225,6 +225,17 @@ pub struct ServeArgs {
     #[arg(long, env = "COMMENTD_MAX_STREAMS", default_value_t = defaults::MAX_STREAMS)]
     pub max_streams: usize,
 
+    /// Most unary calls in progress on all connections together (each may
+    /// hold a request message while it arrives); one more gets
+    /// RESOURCE_EXHAUSTED.
+    #[arg(long, env = "COMMENTD_MAX_CALLS", default_value_t = defaults::MAX_CALLS)]
+    pub max_calls: usize,
+
+    /// Most calls and streams in progress from one peer address (trusted
+    /// proxies excepted); one more gets RESOURCE_EXHAUSTED.
+    #[arg(long, env = "COMMENTD_MAX_STREAMS_PER_ADDRESS", default_value_t = defaults::MAX_STREAMS_PER_ADDRESS)]
+    pub max_streams_per_address: usize,
+
     /// Most live subscriptions on one connection; one more gets
     /// RESOURCE_EXHAUSTED.
     #[arg(long, env = "COMMENTD_MAX_SUBSCRIPTIONS_PER_CONNECTION", default_value_t = defaults::MAX_SUBSCRIPTIONS_PER_CONNECTION)]
@@ -344,7 +355,7 @@ pub struct Config {
     pub stream_buffer: usize,
     pub max_concurrent_streams: u32,
     pub connections: ConnectionLimits,
-    pub request_timeout: Duration,
+    pub calls: CallLimits,
     pub keepalive_interval: Duration,
     pub keepalive_timeout: Duration,
     /// Submissions per caller address.
@@ -397,11 +408,15 @@ impl ServeArgs {
             max_concurrent_streams: self.max_concurrent_streams,
             connections: ConnectionLimits {
                 max_connections: self.max_connections,
-                max_streams: self.max_streams,
                 max_subscriptions_per_connection: self.max_subscriptions_per_connection,
                 idle_timeout: Duration::from_secs(self.idle_timeout_secs),
             },
-            request_timeout: Duration::from_secs(self.request_timeout_secs),
+            calls: CallLimits {
+                max_streams: self.max_streams,
+                max_calls: self.max_calls,
+                max_streams_per_address: self.max_streams_per_address,
+                request_timeout: Duration::from_secs(self.request_timeout_secs),
+            },
             keepalive_interval: Duration::from_secs(self.keepalive_interval_secs),
             keepalive_timeout: Duration::from_secs(self.keepalive_timeout_secs),
             peer_rate: RatePolicy::per_second(
@@ -447,11 +462,15 @@ impl Config {
             max_concurrent_streams: defaults::MAX_CONCURRENT_STREAMS,
             connections: ConnectionLimits {
                 max_connections: defaults::MAX_CONNECTIONS,
-                max_streams: defaults::MAX_STREAMS,
                 max_subscriptions_per_connection: defaults::MAX_SUBSCRIPTIONS_PER_CONNECTION,
                 idle_timeout: Duration::from_secs(defaults::IDLE_TIMEOUT_SECS),
             },
-            request_timeout: Duration::from_secs(defaults::REQUEST_TIMEOUT_SECS),
+            calls: CallLimits {
+                max_streams: defaults::MAX_STREAMS,
+                max_calls: defaults::MAX_CALLS,
+                max_streams_per_address: defaults::MAX_STREAMS_PER_ADDRESS,
+                request_timeout: Duration::from_secs(defaults::REQUEST_TIMEOUT_SECS),
+            },
             keepalive_interval: Duration::from_secs(defaults::KEEPALIVE_INTERVAL_SECS),
             keepalive_timeout: Duration::from_secs(defaults::KEEPALIVE_TIMEOUT_SECS),
             peer_rate: RatePolicy::per_second(
@@ -491,8 +510,10 @@ mod defaults {
     pub const MAX_CONCURRENT_STREAMS: u32 = 1_000;
     pub const MAX_CONNECTIONS: usize = 10_000;
     pub const MAX_STREAMS: usize = 20_000;
+    pub const MAX_CALLS: usize = 2_048;
+    pub const MAX_STREAMS_PER_ADDRESS: usize = 2_000;
     pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 500;
-    pub const REQUEST_TIMEOUT_SECS: u64 = 30;
+    pub const REQUEST_TIMEOUT_SECS: u64 = 10;
     pub const IDLE_TIMEOUT_SECS: u64 = 300;
     pub const KEEPALIVE_INTERVAL_SECS: u64 = 30;
     pub const KEEPALIVE_TIMEOUT_SECS: u64 = 10;
@@ -552,7 +573,7 @@ mod tests {
             from_flags.reserved_author_names,
             built_in.reserved_author_names
         );
-        assert_eq!(from_flags.request_timeout, built_in.request_timeout);
+        assert_eq!(from_flags.calls, built_in.calls);
     }
 
     #[test]

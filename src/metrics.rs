@@ -69,6 +69,12 @@ const STREAMING: &[&str] = &[
     "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
 ];
 
+/// Whether `path` (`/package.Service/Method`) is a method whose response
+/// is a stream.
+pub fn is_streaming(path: &str) -> bool {
+    STREAMING.contains(&path.trim_start_matches('/'))
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RpcLabels {
     pub method: &'static str,

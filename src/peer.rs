@@ -36,6 +36,11 @@ impl TrustedProxies {
             .map(Self)
     }
 
+    /// Whether `address` is one of the trusted proxies.
+    pub fn is_trusted(&self, address: IpAddr) -> bool {
+        self.contains(address)
+    }
+
     fn contains(&self, address: IpAddr) -> bool {
         let address = address.to_canonical();
         self.0.iter().any(|net| net.contains(&address))

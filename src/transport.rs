@@ -5,17 +5,17 @@
 //! see as UNAVAILABLE) and backs off when accepting fails (out of file
 //! descriptors: without the pause the loop would spin on the error). Each
 //! connection carries a [`Connection`] record, visible to every call on it
-//! through the request extensions; [`StreamLimitLayer`] counts the calls and
-//! streams open on it and in total, refusing one over the total with
-//! RESOURCE_EXHAUSTED, and a connection with nothing open for the idle
-//! timeout is closed. (Keep-alive pings keep a connection alive at the
-//! HTTP/2 level but do not count as use.) Half-open calls, whose request
-//! never finishes arriving, end at the server's request timeout, which
-//! tonic applies to reading the request and answering it.
+//! through the request extensions; [`CallLimitLayer`] counts the calls and
+//! streams open on it, on its address and in total, refusing one over a
+//! limit with RESOURCE_EXHAUSTED, and a connection with nothing open for
+//! the idle timeout is closed. (Keep-alive pings keep a connection alive at
+//! the HTTP/2 level but do not count as use.) Half-open calls, whose
+//! request never finishes arriving, end at the request timeout.
 
 use std::{
+    collections::HashMap,
     io,
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     pin::Pin,
     sync::{
         Arc, Mutex,
@@ -35,15 +35,16 @@ use tokio::{
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, codegen::http, transport::server::Connected};
 
-use crate::metrics::Metrics;
+use crate::{
+    metrics::{self, Metrics},
+    peer::TrustedProxies,
+};
 
 /// Limits on what peers hold; see the README's table of limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
     /// Open connections, all peers together.
     pub max_connections: usize,
-    /// Calls and streams in progress, all connections together.
-    pub max_streams: usize,
     /// Live subscriptions on one connection.
     pub max_subscriptions_per_connection: usize,
     /// A connection with no call or stream open for this long is closed.
@@ -210,6 +211,22 @@ impl AsyncWrite for PeerStream {
     }
 }
 
+/// Connections the kernel may queue before they are accepted (tokio's
+/// default of 128 overflows in bursts; the kernel caps it at somaxconn).
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// Binds a listening socket with a deep accept queue.
+pub fn bind(address: SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+
+    let socket = Socket::new(Domain::for_address(address), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    TcpListener::from_std(socket.into())
+}
+
 /// Pause after an accept error such as EMFILE before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// At most one warning per this period for refused connections and
@@ -319,32 +336,148 @@ impl Warnings {
     }
 }
 
+/// Limits on calls, checked before a request is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallLimits {
+    /// Calls and streams in progress, all connections together.
+    pub max_streams: usize,
+    /// Unary calls in progress (each may hold up to a whole request
+    /// message while it arrives), all connections together.
+    pub max_calls: usize,
+    /// Calls and streams in progress from one peer address (trusted
+    /// proxies excepted).
+    pub max_streams_per_address: usize,
+    /// Time to receive a request and answer it (for a stream: to start
+    /// answering).
+    pub request_timeout: Duration,
+}
+
 /// Counts every call and stream (until its response body ends) on its
-/// connection and in total; one over `max_streams` is refused with
-/// RESOURCE_EXHAUSTED before its request is read. Health checks are not
+/// connection, its peer's address and in total, refuses one over a limit
+/// with RESOURCE_EXHAUSTED before its request is read, and ends a call
+/// that takes longer than the request timeout with CANCELLED (a request
+/// that never finishes arriving included). Health checks are never
 /// refused (an orchestrator must be able to ask while the server is busy).
+///
+/// It sits inside the CORS and gRPC-web layers, so browsers can read its
+/// answers too.
 #[derive(Clone)]
-pub struct StreamLimitLayer {
-    slots: Arc<Semaphore>,
-    max_streams: usize,
+pub struct CallLimitLayer {
+    limits: CallLimits,
+    all: Arc<Semaphore>,
+    unary: Arc<Semaphore>,
+    per_address: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    trusted_proxies: TrustedProxies,
     metrics: Arc<Metrics>,
 }
 
-impl StreamLimitLayer {
-    pub fn new(max_streams: usize, metrics: Arc<Metrics>) -> Self {
+impl CallLimitLayer {
+    pub fn new(limits: CallLimits, trusted_proxies: TrustedProxies, metrics: Arc<Metrics>) -> Self {
         Self {
-            slots: Arc::new(Semaphore::new(max_streams)),
-            max_streams,
+            limits,
+            all: Arc::new(Semaphore::new(limits.max_streams)),
+            unary: Arc::new(Semaphore::new(limits.max_calls)),
+            per_address: Arc::new(Mutex::new(HashMap::new())),
+            trusted_proxies,
             metrics,
+        }
+    }
+
+    /// A place for one more call of `address`, if it has room.
+    fn address_slot(&self, address: IpAddr) -> Option<AddressSlot> {
+        let mut open = self.per_address.lock().unwrap_or_else(|p| p.into_inner());
+        let count = open.entry(address).or_insert(0);
+        if *count >= self.limits.max_streams_per_address {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot {
+            address,
+            open: self.per_address.clone(),
+        })
+    }
+
+    /// Admits a call, or says which limit refuses it.
+    fn admit(
+        &self,
+        path: &str,
+        connection: Option<&Arc<Connection>>,
+    ) -> Result<Vec<Slot>, (&'static str, String)> {
+        if path.starts_with("/grpc.health.v1.Health/") {
+            return Ok(Vec::new());
+        }
+        let mut slots = Vec::new();
+        let address = connection
+            .and_then(|connection| connection.remote_addr())
+            .map(|address| address.ip().to_canonical())
+            .filter(|address| !self.trusted_proxies.is_trusted(*address));
+        if let Some(address) = address {
+            let slot = self.address_slot(address).ok_or_else(|| {
+                (
+                    "address_streams",
+                    format!(
+                        "this address has {} calls and streams open, its limit; close some or retry shortly",
+                        self.limits.max_streams_per_address
+                    ),
+                )
+            })?;
+            slots.push(Slot::Address(slot));
+        }
+        let all = self.all.clone().try_acquire_owned().map_err(|_| {
+            (
+                "streams",
+                format!(
+                    "the server has {} calls and streams open, its limit; retry shortly",
+                    self.limits.max_streams
+                ),
+            )
+        })?;
+        slots.push(Slot::Permit(all));
+        if !metrics::is_streaming(path) {
+            let unary = self.unary.clone().try_acquire_owned().map_err(|_| {
+                (
+                    "calls",
+                    format!(
+                        "the server has {} calls in progress, its limit; retry shortly",
+                        self.limits.max_calls
+                    ),
+                )
+            })?;
+            slots.push(Slot::Permit(unary));
+        }
+        Ok(slots)
+    }
+}
+
+/// One place a call holds while open.
+enum Slot {
+    Permit(#[allow(dead_code)] OwnedSemaphorePermit),
+    Address(#[allow(dead_code)] AddressSlot),
+}
+
+/// A call's place among its address's, given back when dropped.
+struct AddressSlot {
+    address: IpAddr,
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = open.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.address);
+            }
         }
     }
 }
 
-impl<S> tower::Layer<S> for StreamLimitLayer {
-    type Service = StreamLimit<S>;
+impl<S> tower::Layer<S> for CallLimitLayer {
+    type Service = CallLimit<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        StreamLimit {
+        CallLimit {
             inner,
             layer: self.clone(),
         }
@@ -352,24 +485,20 @@ impl<S> tower::Layer<S> for StreamLimitLayer {
 }
 
 #[derive(Clone)]
-pub struct StreamLimit<S> {
+pub struct CallLimit<S> {
     inner: S,
-    layer: StreamLimitLayer,
+    layer: CallLimitLayer,
 }
 
 /// Held by a call or stream while it is open.
 struct OpenCall {
     connection: Option<Arc<Connection>>,
-    _slot: Option<OwnedSemaphorePermit>,
+    _slots: Vec<Slot>,
     metrics: Arc<Metrics>,
 }
 
 impl OpenCall {
-    fn new(
-        connection: Option<Arc<Connection>>,
-        slot: Option<OwnedSemaphorePermit>,
-        metrics: Arc<Metrics>,
-    ) -> Self {
+    fn new(connection: Option<Arc<Connection>>, slots: Vec<Slot>, metrics: Arc<Metrics>) -> Self {
         if let Some(connection) = &connection {
             connection.open.fetch_add(1, Ordering::AcqRel);
             connection.touch();
@@ -377,7 +506,7 @@ impl OpenCall {
         metrics.open_calls.inc();
         Self {
             connection,
-            _slot: slot,
+            _slots: slots,
             metrics,
         }
     }
@@ -393,7 +522,7 @@ impl Drop for OpenCall {
     }
 }
 
-impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for StreamLimit<S>
+impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for CallLimit<S>
 where
     S: tower::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
     S::Future: Send + 'static,
@@ -413,27 +542,34 @@ where
             .extensions()
             .get::<PeerInfo>()
             .map(|peer| peer.0.clone());
-        let exempt = request.uri().path().starts_with("/grpc.health.v1.Health/");
-        let slot = self.layer.slots.clone().try_acquire_owned().ok();
-        if slot.is_none() && !exempt {
-            self.layer.metrics.refused_at_capacity("streams");
-            let status = Status::resource_exhausted(format!(
-                "the server has {} calls and streams open, its limit; retry shortly",
-                self.layer.max_streams
-            ));
-            let response = status.into_http::<ResBody>();
-            return Box::pin(
-                async move { Ok(response.map(|body| CountedBody { body, _open: None })) },
-            );
-        }
-        let open = OpenCall::new(connection, slot, self.layer.metrics.clone());
+        let slots = match self.layer.admit(request.uri().path(), connection.as_ref()) {
+            Ok(slots) => slots,
+            Err((limit, message)) => {
+                self.layer.metrics.refused_at_capacity(limit);
+                let response = Status::resource_exhausted(message).into_http::<ResBody>();
+                return Box::pin(async move {
+                    Ok(response.map(|body| CountedBody { body, _open: None }))
+                });
+            }
+        };
+        let open = OpenCall::new(connection, slots, self.layer.metrics.clone());
+        let timeout = self.layer.limits.request_timeout;
         let response = self.inner.call(request);
         Box::pin(async move {
-            let response = response.await?;
-            Ok(response.map(|body| CountedBody {
-                body,
-                _open: Some(open),
-            }))
+            match tokio::time::timeout(timeout, response).await {
+                Ok(response) => Ok(response?.map(|body| CountedBody {
+                    body,
+                    _open: Some(open),
+                })),
+                // Dropping the call drops its request: the stream is reset
+                // and what it held is freed.
+                Err(_) => Ok(Status::cancelled(format!(
+                    "Timeout expired: the call took longer than the server's {} s request timeout",
+                    timeout.as_secs_f64()
+                ))
+                .into_http::<ResBody>()
+                .map(|body| CountedBody { body, _open: None })),
+            }
         })
     }
 }

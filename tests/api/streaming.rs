@@ -156,6 +156,7 @@ async fn many_streams_share_one_connection_and_unary_calls_still_pass() {
     let app = spawn_app_with(|config| {
         config.max_concurrent_streams = 4_000;
         config.connections.max_subscriptions_per_connection = 4_000;
+        config.calls.max_streams_per_address = 4_000;
     })
     .await;
     let client = app.new_client().await;
