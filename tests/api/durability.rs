@@ -112,6 +112,13 @@ async fn every_acknowledged_comment_survives_kill_9() {
         lost.len(),
         lost.first()
     );
+    let distinct: std::collections::HashSet<_> = stored.iter().map(|c| &c.text).collect();
+    assert_eq!(distinct.len(), stored.len(), "a comment was stored twice");
+    eprintln!(
+        "kill -9 round: {} acknowledged, {} stored, 0 lost, 0 duplicated",
+        acknowledged.len(),
+        stored.len()
+    );
     for comment in acknowledged.iter().step_by(97) {
         let fetched = get_comment(&mut client, &comment.id).await;
         assert_eq!(&fetched, comment);
