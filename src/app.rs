@@ -202,14 +202,17 @@ impl Application {
         });
 
         let (health, health_service) = tonic_health::server::health_reporter();
+        let health_service = health_service.max_decoding_message_size(config.max_message_bytes);
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
+            .build_v1()?
+            .max_decoding_message_size(config.max_message_bytes);
         let reflection_v1alpha = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()?;
+            .build_v1alpha()?
+            .max_decoding_message_size(config.max_message_bytes);
         let comment_service = CommentServer::new(CommentApi::new(
             comments,
             trusted_proxies.clone(),
@@ -227,7 +230,12 @@ impl Application {
                 metrics.clone(),
             ),
         );
-        set_serving(&health, &metrics, true).await;
+        let serving = Arc::new(Serving {
+            health: health.clone(),
+            metrics: metrics.clone(),
+            stopped: tokio::sync::Mutex::new(false),
+        });
+        serving.set(true).await;
         // For liveness probes: SERVING while the process runs, whatever
         // the store's state (a restart does not cure a full disk).
         health
@@ -237,8 +245,7 @@ impl Application {
         // again once it takes them; ends at shutdown.
         tokio::spawn(report_writability(
             store.writability(),
-            health.clone(),
-            metrics.clone(),
+            serving.clone(),
             shutdown.subscribe(),
         ));
 
@@ -278,7 +285,12 @@ impl Application {
             // The accept loop sets TCP_NODELAY itself (with
             // `serve_with_incoming*` the builder's TCP settings are ignored).
             .serve_with_incoming_shutdown(
-                transport::incoming(listener, config.connections, metrics.clone()),
+                transport::incoming(
+                    listener,
+                    config.connections,
+                    trusted_proxies.clone(),
+                    metrics.clone(),
+                ),
                 async move {
                     let _ = stopping.wait_for(|stop| *stop).await;
                 },
@@ -291,7 +303,7 @@ impl Application {
             () = signal => {
                 tracing::info!("shutdown signal received; finishing in-flight calls");
                 let _ = shutdown.send(true);
-                set_serving(&health, &metrics, false).await;
+                serving.stop().await;
                 match tokio::time::timeout(config.shutdown_grace, &mut server).await {
                     Ok(result) => result.context("the gRPC server failed")?,
                     Err(_) => tracing::warn!(
@@ -313,18 +325,37 @@ impl Application {
     }
 }
 
-async fn report_writability(
-    mut writability: watch::Receiver<Writability>,
+/// The services' health and the metric that mirrors it; once stopped,
+/// nothing reports SERVING again.
+struct Serving {
     health: HealthReporter,
     metrics: Arc<Metrics>,
+    stopped: tokio::sync::Mutex<bool>,
+}
+
+impl Serving {
+    async fn set(&self, serving: bool) {
+        let stopped = self.stopped.lock().await;
+        if !*stopped {
+            set_serving(&self.health, &self.metrics, serving).await;
+        }
+    }
+
+    async fn stop(&self) {
+        let mut stopped = self.stopped.lock().await;
+        *stopped = true;
+        set_serving(&self.health, &self.metrics, false).await;
+    }
+}
+
+async fn report_writability(
+    mut writability: watch::Receiver<Writability>,
+    serving: Arc<Serving>,
     mut stopping: watch::Receiver<bool>,
 ) {
     loop {
         let writable = *writability.borrow_and_update() == Writability::Writable;
-        if *stopping.borrow() {
-            return;
-        }
-        set_serving(&health, &metrics, writable).await;
+        serving.set(writable).await;
         tokio::select! {
             changed = writability.changed() => if changed.is_err() { return },
             _ = stopping.wait_for(|stop| *stop) => return,

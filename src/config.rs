@@ -217,47 +217,52 @@ pub struct ServeArgs {
     pub max_concurrent_streams: u32,
 
     /// Most open connections; one more is closed at once (UNAVAILABLE).
-    #[arg(long, env = "COMMENTD_MAX_CONNECTIONS", default_value_t = defaults::MAX_CONNECTIONS)]
+    #[arg(long, env = "COMMENTD_MAX_CONNECTIONS", default_value_t = defaults::MAX_CONNECTIONS, value_parser = at_least_one())]
     pub max_connections: usize,
+
+    /// Most open connections from one address (IPv6: one /64; trusted
+    /// proxies excepted); one more is closed at once.
+    #[arg(long, env = "COMMENTD_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = defaults::MAX_CONNECTIONS_PER_ADDRESS, value_parser = at_least_one())]
+    pub max_connections_per_address: usize,
 
     /// Most calls and streams in progress on all connections together;
     /// one more gets RESOURCE_EXHAUSTED.
-    #[arg(long, env = "COMMENTD_MAX_STREAMS", default_value_t = defaults::MAX_STREAMS)]
+    #[arg(long, env = "COMMENTD_MAX_STREAMS", default_value_t = defaults::MAX_STREAMS, value_parser = at_least_one())]
     pub max_streams: usize,
 
     /// Most unary calls in progress on all connections together (each may
     /// hold a request message while it arrives); one more gets
     /// RESOURCE_EXHAUSTED.
-    #[arg(long, env = "COMMENTD_MAX_CALLS", default_value_t = defaults::MAX_CALLS)]
+    #[arg(long, env = "COMMENTD_MAX_CALLS", default_value_t = defaults::MAX_CALLS, value_parser = at_least_one())]
     pub max_calls: usize,
 
     /// Most calls and streams in progress from one peer address (trusted
     /// proxies excepted); one more gets RESOURCE_EXHAUSTED.
-    #[arg(long, env = "COMMENTD_MAX_STREAMS_PER_ADDRESS", default_value_t = defaults::MAX_STREAMS_PER_ADDRESS)]
+    #[arg(long, env = "COMMENTD_MAX_STREAMS_PER_ADDRESS", default_value_t = defaults::MAX_STREAMS_PER_ADDRESS, value_parser = at_least_one())]
     pub max_streams_per_address: usize,
 
     /// Most live subscriptions on one connection; one more gets
     /// RESOURCE_EXHAUSTED.
-    #[arg(long, env = "COMMENTD_MAX_SUBSCRIPTIONS_PER_CONNECTION", default_value_t = defaults::MAX_SUBSCRIPTIONS_PER_CONNECTION)]
+    #[arg(long, env = "COMMENTD_MAX_SUBSCRIPTIONS_PER_CONNECTION", default_value_t = defaults::MAX_SUBSCRIPTIONS_PER_CONNECTION, value_parser = at_least_one())]
     pub max_subscriptions_per_connection: usize,
 
     /// Seconds a call may take, reading its request included (a request
     /// that never finishes arriving is dropped then); a client's shorter
     /// grpc-timeout wins. Streams' responses are not limited.
-    #[arg(long, env = "COMMENTD_REQUEST_TIMEOUT_SECS", default_value_t = defaults::REQUEST_TIMEOUT_SECS)]
+    #[arg(long, env = "COMMENTD_REQUEST_TIMEOUT_SECS", default_value_t = defaults::REQUEST_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout_secs: u64,
 
     /// Seconds a connection may stay open with no call or stream in
     /// progress (keep-alive pings do not count) before it is closed.
-    #[arg(long, env = "COMMENTD_IDLE_TIMEOUT_SECS", default_value_t = defaults::IDLE_TIMEOUT_SECS)]
+    #[arg(long, env = "COMMENTD_IDLE_TIMEOUT_SECS", default_value_t = defaults::IDLE_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..))]
     pub idle_timeout_secs: u64,
 
     /// Seconds between HTTP/2 keep-alive pings to each client.
-    #[arg(long, env = "COMMENTD_KEEPALIVE_INTERVAL_SECS", default_value_t = defaults::KEEPALIVE_INTERVAL_SECS)]
+    #[arg(long, env = "COMMENTD_KEEPALIVE_INTERVAL_SECS", default_value_t = defaults::KEEPALIVE_INTERVAL_SECS, value_parser = clap::value_parser!(u64).range(1..))]
     pub keepalive_interval_secs: u64,
 
     /// Seconds to wait for a ping's answer before dropping the connection.
-    #[arg(long, env = "COMMENTD_KEEPALIVE_TIMEOUT_SECS", default_value_t = defaults::KEEPALIVE_TIMEOUT_SECS)]
+    #[arg(long, env = "COMMENTD_KEEPALIVE_TIMEOUT_SECS", default_value_t = defaults::KEEPALIVE_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..))]
     pub keepalive_timeout_secs: u64,
 
     /// Submissions per second one address may make, whatever the
@@ -335,6 +340,11 @@ pub struct ServeArgs {
     pub shutdown_grace_secs: u64,
 }
 
+/// Counts that must be at least 1 (a limit of 0 would refuse everything).
+fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+}
+
 /// Everything the application needs, resolved from the flags.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -408,6 +418,7 @@ impl ServeArgs {
             max_concurrent_streams: self.max_concurrent_streams,
             connections: ConnectionLimits {
                 max_connections: self.max_connections,
+                max_connections_per_address: self.max_connections_per_address,
                 max_subscriptions_per_connection: self.max_subscriptions_per_connection,
                 idle_timeout: Duration::from_secs(self.idle_timeout_secs),
             },
@@ -462,6 +473,7 @@ impl Config {
             max_concurrent_streams: defaults::MAX_CONCURRENT_STREAMS,
             connections: ConnectionLimits {
                 max_connections: defaults::MAX_CONNECTIONS,
+                max_connections_per_address: defaults::MAX_CONNECTIONS_PER_ADDRESS,
                 max_subscriptions_per_connection: defaults::MAX_SUBSCRIPTIONS_PER_CONNECTION,
                 idle_timeout: Duration::from_secs(defaults::IDLE_TIMEOUT_SECS),
             },
@@ -509,6 +521,7 @@ mod defaults {
     pub const STREAM_BUFFER: usize = 1024;
     pub const MAX_CONCURRENT_STREAMS: u32 = 1_000;
     pub const MAX_CONNECTIONS: usize = 10_000;
+    pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 1_000;
     pub const MAX_STREAMS: usize = 20_000;
     pub const MAX_CALLS: usize = 2_048;
     pub const MAX_STREAMS_PER_ADDRESS: usize = 2_000;
@@ -574,6 +587,22 @@ mod tests {
             built_in.reserved_author_names
         );
         assert_eq!(from_flags.calls, built_in.calls);
+    }
+
+    #[test]
+    fn limits_and_timeouts_of_zero_are_refused() {
+        for flag in [
+            "--idle-timeout-secs",
+            "--request-timeout-secs",
+            "--max-streams",
+            "--max-calls",
+        ] {
+            assert!(
+                Cli::try_parse_from(["commentd", flag, "0"]).is_err(),
+                "{flag} 0"
+            );
+        }
+        assert!(Cli::try_parse_from(["commentd", "--max-calls", "1"]).is_ok());
     }
 
     #[test]

@@ -38,6 +38,8 @@ use crate::domain::{ArticleEvent, ArticleId};
 /// A subscriber's view of its article's topic.
 pub struct Subscription {
     topic: Arc<Topic>,
+    /// This subscriber's key in the topic's read positions.
+    reader: u64,
     published: watch::Receiver<u64>,
     /// Every event with a position at or below this is already durable (and
     /// in the store); every later one will reach this subscription.
@@ -51,15 +53,22 @@ pub struct Lagged;
 impl Subscription {
     /// The buffered events after `position`, oldest first, or [`Lagged`]
     /// if some of them are no longer buffered.
+    ///
+    /// The subscriber is taken to have everything up to the last event
+    /// returned (or `position`): events every subscriber has are dropped
+    /// from the buffer at the next publish.
     pub fn events_after(&self, position: u64) -> Result<Vec<Arc<ArticleEvent>>, Lagged> {
-        let buffer = lock(&self.topic.buffer);
+        let mut buffer = lock(&self.topic.buffer);
         if buffer.dropped_through > position {
             return Err(Lagged);
         }
         let first = buffer
             .events
             .partition_point(|event| event.position() <= position);
-        Ok(buffer.events.range(first..).cloned().collect())
+        let events: Vec<_> = buffer.events.range(first..).cloned().collect();
+        let read = events.last().map_or(position, |event| event.position());
+        buffer.readers.insert(self.reader, read);
+        Ok(events)
     }
 
     /// Waits until something is published to the topic after the last call.
@@ -67,6 +76,12 @@ impl Subscription {
         // The sender lives as long as the topic, which this subscription
         // holds, so this never fails.
         let _ = self.published.changed().await;
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        lock(&self.topic.buffer).readers.remove(&self.reader);
     }
 }
 
@@ -79,6 +94,8 @@ pub struct Hub {
 struct State {
     topics: HashMap<ArticleId, Arc<Topic>>,
     watermark: u64,
+    /// The key of the next subscription.
+    next_reader: u64,
 }
 
 struct Topic {
@@ -89,8 +106,31 @@ struct Topic {
 #[derive(Default)]
 struct Buffer {
     events: VecDeque<Arc<ArticleEvent>>,
-    /// The position of the newest event dropped from the buffer.
+    /// The position of the newest event dropped from the buffer before
+    /// every subscriber had read it.
     dropped_through: u64,
+    /// Each subscriber's last position read.
+    readers: HashMap<u64, u64>,
+}
+
+impl Buffer {
+    /// Drops the events every subscriber has read: an idle topic whose
+    /// readers keep up holds nothing.
+    fn forget_read(&mut self) {
+        let Some(&all_read) = self.readers.values().min() else {
+            return;
+        };
+        while self
+            .events
+            .front()
+            .is_some_and(|event| event.position() <= all_read)
+        {
+            self.events.pop_front();
+        }
+        if self.events.is_empty() {
+            self.events.shrink_to(4);
+        }
+    }
 }
 
 impl Hub {
@@ -103,6 +143,7 @@ impl Hub {
             state: Mutex::new(State {
                 topics: HashMap::new(),
                 watermark,
+                next_reader: 0,
             }),
         }
     }
@@ -123,6 +164,7 @@ impl Hub {
             let position = event.position();
             {
                 let mut buffer = lock(&topic.buffer);
+                buffer.forget_read();
                 if buffer.events.len() >= self.capacity
                     && let Some(dropped) = buffer.events.pop_front()
                 {
@@ -149,9 +191,14 @@ impl Hub {
                 })
             })
             .clone();
+        let reader = state.next_reader;
+        state.next_reader += 1;
+        // It needs nothing at or below the watermark from the buffer.
+        lock(&topic.buffer).readers.insert(reader, watermark);
         let published = topic.published.subscribe();
         Subscription {
             topic,
+            reader,
             published,
             watermark,
         }
@@ -234,6 +281,30 @@ mod tests {
         assert_eq!(slow.events_after(0), Err(Lagged));
         // Positions 4 and 5 are still buffered.
         assert_eq!(slow.events_after(3).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn events_every_subscriber_has_read_are_dropped() {
+        let hub = Hub::new(1024, 0);
+        let article = ArticleId::parse("a").unwrap();
+        let first = hub.subscribe(&article);
+        let second = hub.subscribe(&article);
+        for id in 1..=3 {
+            hub.publish(&[event("a", id)], id);
+        }
+        assert_eq!(first.events_after(0).unwrap().len(), 3);
+        hub.publish(&[event("a", 4)], 4);
+        // The second has read nothing yet: everything stays.
+        assert_eq!(lock(&first.topic.buffer).events.len(), 4);
+        assert_eq!(second.events_after(0).unwrap().len(), 4);
+        hub.publish(&[event("a", 5)], 5);
+        // Both have 1..=3 (the first read up to 3, the second up to 4).
+        assert_eq!(lock(&first.topic.buffer).events.len(), 2);
+        assert_eq!(first.events_after(3).unwrap().len(), 2);
+        drop(second);
+        hub.publish(&[event("a", 6)], 6);
+        assert_eq!(lock(&first.topic.buffer).events.len(), 1);
+        assert_eq!(first.events_after(5).unwrap().len(), 1);
     }
 
     #[test]

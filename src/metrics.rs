@@ -360,23 +360,34 @@ pub async fn serve(
         let metrics = metrics.clone();
         let refresh = refresh.clone();
         let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
-            let response = if request.method() == Method::GET && request.uri().path() == "/metrics"
-            {
-                refresh();
-                Response::builder()
-                    .header(
-                        "content-type",
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    )
-                    .body(http_body_util::Full::<bytes::Bytes>::from(metrics.encode()))
-            } else {
-                Response::builder()
-                    .status(StatusCode::NOT_FOUND)
-                    .body(http_body_util::Full::<bytes::Bytes>::from(
-                        "only /metrics is served here\n",
-                    ))
-            };
-            async move { Ok::<_, Infallible>(response.expect("a valid response")) }
+            let scrape = request.method() == Method::GET && request.uri().path() == "/metrics";
+            let metrics = metrics.clone();
+            let refresh = refresh.clone();
+            async move {
+                let response = if scrape {
+                    // Reads the store (the held queue, sizes): off the
+                    // async threads.
+                    let text = tokio::task::spawn_blocking(move || {
+                        refresh();
+                        metrics.encode()
+                    })
+                    .await
+                    .unwrap_or_default();
+                    Response::builder()
+                        .header(
+                            "content-type",
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )
+                        .body(http_body_util::Full::<bytes::Bytes>::from(text))
+                } else {
+                    Response::builder()
+                        .status(StatusCode::NOT_FOUND)
+                        .body(http_body_util::Full::<bytes::Bytes>::from(
+                            "only /metrics is served here\n",
+                        ))
+                };
+                Ok::<_, Infallible>(response.expect("a valid response"))
+            }
         });
         tokio::spawn(async move {
             let connection = http1::Builder::new()

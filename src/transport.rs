@@ -37,7 +37,7 @@ use tonic::{Status, codegen::http, transport::server::Connected};
 
 use crate::{
     metrics::{self, Metrics},
-    peer::TrustedProxies,
+    peer::{self, TrustedProxies},
 };
 
 /// Limits on what peers hold; see the README's table of limits.
@@ -45,6 +45,9 @@ use crate::{
 pub struct ConnectionLimits {
     /// Open connections, all peers together.
     pub max_connections: usize,
+    /// Open connections from one address (IPv6: one /64; trusted proxies
+    /// excepted).
+    pub max_connections_per_address: usize,
     /// Live subscriptions on one connection.
     pub max_subscriptions_per_connection: usize,
     /// A connection with no call or stream open for this long is closed.
@@ -129,6 +132,7 @@ pub struct PeerStream {
 /// A place among the open connections, given back when dropped.
 struct ConnectionSlot {
     _permit: OwnedSemaphorePermit,
+    _address: Option<AddressSlot>,
     metrics: Arc<Metrics>,
 }
 
@@ -238,20 +242,29 @@ const WARN_EVERY: Duration = Duration::from_secs(10);
 pub fn incoming(
     listener: TcpListener,
     limits: ConnectionLimits,
+    trusted_proxies: TrustedProxies,
     metrics: Arc<Metrics>,
 ) -> ReceiverStream<io::Result<PeerStream>> {
     let (sender, receiver) = mpsc::channel(16);
-    tokio::spawn(accept_loop(listener, limits, metrics, sender));
+    tokio::spawn(accept_loop(
+        listener,
+        limits,
+        trusted_proxies,
+        metrics,
+        sender,
+    ));
     ReceiverStream::new(receiver)
 }
 
 async fn accept_loop(
     listener: TcpListener,
     limits: ConnectionLimits,
+    trusted_proxies: TrustedProxies,
     metrics: Arc<Metrics>,
     sender: mpsc::Sender<io::Result<PeerStream>>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let per_address = AddressCounts::default();
     let mut warnings = Warnings::default();
     loop {
         let accepted = tokio::select! {
@@ -284,9 +297,29 @@ async fn accept_loop(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
+        let address = remote_addr.ip().to_canonical();
+        let address_slot = if trusted_proxies.is_trusted(address) {
+            None
+        } else {
+            match per_address.take(peer::limit_key(address), limits.max_connections_per_address) {
+                Some(slot) => Some(slot),
+                None => {
+                    metrics.refused_at_capacity("address_connections");
+                    warnings.warn(|suppressed| {
+                        tracing::warn!(
+                            limit = limits.max_connections_per_address,
+                            suppressed,
+                            "connection limit per address reached; closing its new connections"
+                        );
+                    });
+                    continue;
+                }
+            }
+        };
         metrics.connections.inc();
         let slot = ConnectionSlot {
             _permit: permit,
+            _address: address_slot,
             metrics: metrics.clone(),
         };
         let connection = Arc::new(Connection::new(Some(remote_addr)));
@@ -366,7 +399,7 @@ pub struct CallLimitLayer {
     limits: CallLimits,
     all: Arc<Semaphore>,
     unary: Arc<Semaphore>,
-    per_address: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    per_address: AddressCounts,
     trusted_proxies: TrustedProxies,
     metrics: Arc<Metrics>,
 }
@@ -377,42 +410,35 @@ impl CallLimitLayer {
             limits,
             all: Arc::new(Semaphore::new(limits.max_streams)),
             unary: Arc::new(Semaphore::new(limits.max_calls)),
-            per_address: Arc::new(Mutex::new(HashMap::new())),
+            per_address: AddressCounts::default(),
             trusted_proxies,
             metrics,
         }
     }
 
-    /// A place for one more call of `address`, if it has room.
-    fn address_slot(&self, address: IpAddr) -> Option<AddressSlot> {
-        let mut open = self.per_address.lock().unwrap_or_else(|p| p.into_inner());
-        let count = open.entry(address).or_insert(0);
-        if *count >= self.limits.max_streams_per_address {
-            return None;
-        }
-        *count += 1;
-        Some(AddressSlot {
-            address,
-            open: self.per_address.clone(),
-        })
-    }
-
-    /// Admits a call, or says which limit refuses it.
+    /// Admits a call, or says which limit refuses it: the slots it holds
+    /// until its response ends, and the unary-call permit it holds until
+    /// its request is read and answered.
     fn admit(
         &self,
         path: &str,
         connection: Option<&Arc<Connection>>,
-    ) -> Result<Vec<Slot>, (&'static str, String)> {
-        if path.starts_with("/grpc.health.v1.Health/") {
-            return Ok(Vec::new());
+    ) -> Result<(Vec<Slot>, Option<OwnedSemaphorePermit>), (&'static str, String)> {
+        if path == "/grpc.health.v1.Health/Check" {
+            // One short answer; never refused.
+            return Ok((Vec::new(), None));
         }
         let mut slots = Vec::new();
         let address = connection
             .and_then(|connection| connection.remote_addr())
             .map(|address| address.ip().to_canonical())
-            .filter(|address| !self.trusted_proxies.is_trusted(*address));
+            .filter(|address| !self.trusted_proxies.is_trusted(*address))
+            .map(peer::limit_key);
         if let Some(address) = address {
-            let slot = self.address_slot(address).ok_or_else(|| {
+            let slot = self
+                .per_address
+                .take(address, self.limits.max_streams_per_address)
+                .ok_or_else(|| {
                 (
                     "address_streams",
                     format!(
@@ -433,8 +459,10 @@ impl CallLimitLayer {
             )
         })?;
         slots.push(Slot::Permit(all));
-        if !metrics::is_streaming(path) {
-            let unary = self.unary.clone().try_acquire_owned().map_err(|_| {
+        let unary = if metrics::is_streaming(path) {
+            None
+        } else {
+            Some(self.unary.clone().try_acquire_owned().map_err(|_| {
                 (
                     "calls",
                     format!(
@@ -442,10 +470,9 @@ impl CallLimitLayer {
                         self.limits.max_calls
                     ),
                 )
-            })?;
-            slots.push(Slot::Permit(unary));
-        }
-        Ok(slots)
+            })?)
+        };
+        Ok((slots, unary))
     }
 }
 
@@ -455,7 +482,30 @@ enum Slot {
     Address(#[allow(dead_code)] AddressSlot),
 }
 
-/// A call's place among its address's, given back when dropped.
+/// What each peer address holds open (connections, or calls).
+#[derive(Clone, Default)]
+struct AddressCounts(Arc<Mutex<HashMap<IpAddr, usize>>>);
+
+impl AddressCounts {
+    /// A place for one more of `address`'s, if it has fewer than `max`.
+    fn take(&self, address: IpAddr, max: usize) -> Option<AddressSlot> {
+        let mut open = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let count = open.entry(address).or_insert(0);
+        if *count >= max {
+            if *count == 0 {
+                open.remove(&address);
+            }
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot {
+            address,
+            open: self.0.clone(),
+        })
+    }
+}
+
+/// A place among its address's, given back when dropped.
 struct AddressSlot {
     address: IpAddr,
     open: Arc<Mutex<HashMap<IpAddr, usize>>>,
@@ -542,8 +592,8 @@ where
             .extensions()
             .get::<PeerInfo>()
             .map(|peer| peer.0.clone());
-        let slots = match self.layer.admit(request.uri().path(), connection.as_ref()) {
-            Ok(slots) => slots,
+        let (slots, unary) = match self.layer.admit(request.uri().path(), connection.as_ref()) {
+            Ok(admitted) => admitted,
             Err((limit, message)) => {
                 self.layer.metrics.refused_at_capacity(limit);
                 let response = Status::resource_exhausted(message).into_http::<ResBody>();
@@ -556,7 +606,12 @@ where
         let timeout = self.layer.limits.request_timeout;
         let response = self.inner.call(request);
         Box::pin(async move {
-            match tokio::time::timeout(timeout, response).await {
+            let answered = tokio::time::timeout(timeout, response).await;
+            // The request is read (or dropped): what a unary call holds
+            // while its message arrives is freed, whatever its response's
+            // reader does next.
+            drop(unary);
+            match answered {
                 Ok(response) => Ok(response?.map(|body| CountedBody {
                     body,
                     _open: Some(open),

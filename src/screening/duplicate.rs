@@ -79,8 +79,10 @@ impl DuplicateTracker {
         if self.window.is_zero() {
             return None;
         }
+        // Hashed before the lock: other submissions do not wait for it.
+        let key = (client.clone(), text_hash(text));
         let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        let at = seen.at.get(&(client.clone(), text_hash(text)))?;
+        let at = seen.at.get(&key)?;
         (at.elapsed() < self.window).then(|| Reason {
             filter: Filter::Duplicate,
             code: "duplicate.recent_text".to_owned(),

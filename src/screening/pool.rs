@@ -50,9 +50,9 @@ pub enum ScreeningError {
 pub struct ScreeningPool {
     pipeline: Arc<Pipeline>,
     /// Permits to run.
-    workers: Semaphore,
+    workers: Arc<Semaphore>,
     /// Permits to run or wait.
-    admitted: Semaphore,
+    admitted: Arc<Semaphore>,
     capacity: usize,
     metrics: Arc<Metrics>,
 }
@@ -63,8 +63,8 @@ impl ScreeningPool {
         let capacity = workers + size.queue;
         Self {
             pipeline: Arc::new(pipeline),
-            workers: Semaphore::new(workers),
-            admitted: Semaphore::new(capacity),
+            workers: Arc::new(Semaphore::new(workers)),
+            admitted: Arc::new(Semaphore::new(capacity)),
             capacity,
             metrics,
         }
@@ -76,20 +76,24 @@ impl ScreeningPool {
         author_name: Option<AuthorName>,
         text: CommentText,
     ) -> Result<Verdict, ScreeningError> {
-        let _admitted = self.admitted.try_acquire().map_err(|_| {
+        let admitted = self.admitted.clone().try_acquire_owned().map_err(|_| {
             self.metrics.refused_at_capacity("screening");
             ScreeningError::Busy(self.capacity)
         })?;
-        let _running = self
+        let running = self
             .workers
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|error| ScreeningError::Failed(error.to_string()))?;
         let pipeline = self.pipeline.clone();
         let metrics = self.metrics.clone();
         // A child span of the call, with its timing, on the blocking thread.
         let span = tracing::info_span!(parent: Span::current(), "screening");
+        // The permits go with the work: a caller that gives up (a reset, a
+        // timeout) does not free its place while its screening still runs.
         tokio::task::spawn_blocking(move || {
+            let _permits = (admitted, running);
             let _entered = span.enter();
             let started = std::time::Instant::now();
             let verdict = pipeline.screen(author_name.as_ref(), &text);

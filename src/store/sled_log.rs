@@ -26,6 +26,7 @@
 //! | `t` time (u64 BE) dedup id    | (empty) sweep index of `d`             |
 
 use std::{
+    cell::Cell,
     collections::{HashMap, HashSet},
     ffi::OsString,
     fs::File,
@@ -157,6 +158,7 @@ impl SledLog {
             min_free_bytes,
             writability: writability_tx,
             metrics,
+            staged_bytes: Cell::new(0),
             last,
             committed: committed_tx,
             window: duplicate_window,
@@ -275,6 +277,8 @@ struct Writer {
     min_free_bytes: u64,
     writability: watch::Sender<Writability>,
     metrics: CommitMetrics,
+    /// Bytes of events staged for the group being committed.
+    staged_bytes: Cell<u64>,
     /// The highest position handed out.
     last: u64,
     committed: watch::Sender<u64>,
@@ -293,7 +297,7 @@ impl Writer {
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     if matches!(*self.writability.borrow(), Writability::NoSpace(_)) {
                         // Report recovery without waiting for a write.
-                        let _ = self.check_space();
+                        let _ = self.check_space(0);
                     }
                     self.sweep();
                     last_sweep = Instant::now();
@@ -378,7 +382,8 @@ impl Writer {
             return;
         }
         let started = Instant::now();
-        if let Err(full) = self.check_space() {
+        let staged = self.staged_bytes.replace(0);
+        if let Err(full) = self.check_space(staged) {
             self.metrics.errors.inc();
             // Nothing was written: the callers may retry.
             for (reply, _) in answers {
@@ -468,7 +473,10 @@ impl Writer {
             }
             let position = *next;
             *next += 1;
-            batch.insert(&log_key(position)[..], encode(&append.event));
+            let encoded = encode(&append.event);
+            self.staged_bytes
+                .set(self.staged_bytes.get() + encoded.len() as u64);
+            batch.insert(&log_key(position)[..], encoded);
             if let Some(key) = &append.key {
                 batch.insert(key_key(key), &position.to_be_bytes());
                 keys.insert(key.clone(), position);
@@ -503,14 +511,16 @@ impl Writer {
     }
 
     /// Refuses to write while the disk's free space is under the reserve
-    /// (`min_free_bytes`, at most a quarter of the disk), so that sled,
-    /// which cannot recover from a full disk without a restart, never meets
-    /// one; reports the change to watchers.
-    fn check_space(&mut self) -> Result<(), String> {
+    /// (`min_free_bytes`, at most a quarter of the disk) plus what this
+    /// group will take (`staged` bytes of events, counted four times: sled
+    /// writes pages whole, and the views follow), so that sled, which
+    /// cannot recover from a full disk without a restart, never meets one;
+    /// reports the change to watchers.
+    fn check_space(&mut self, staged: u64) -> Result<(), String> {
         let state = match (fs2::available_space(&self.dir), fs2::total_space(&self.dir)) {
             (Ok(available), Ok(total)) => {
                 let reserve = self.min_free_bytes.min(total / 4);
-                if available < reserve {
+                if available < reserve.saturating_add(staged.saturating_mul(4)) {
                     Writability::NoSpace(format!(
                         "the data disk is full ({} KiB free, {} KiB kept free); writes resume once space is freed, reads still work",
                         available / 1024,
