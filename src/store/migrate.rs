@@ -139,7 +139,7 @@ pub(crate) fn from_v1(tree: &sled::Tree) -> Result<Imported, StoreError> {
     let mut bans: HashMap<String, Ban> = HashMap::new();
     for entry in tree.iter() {
         let (key, bytes) = entry?;
-        let rest = String::from_utf8_lossy(&key[1..]).into_owned();
+        let rest = String::from_utf8_lossy(key.get(1..).unwrap_or_default()).into_owned();
         match key.first() {
             Some(b'u') => audits.push(json(&key, &bytes)?),
             Some(b'i') => {
