@@ -59,3 +59,32 @@ async fn a_connection_over_the_cap_is_closed_at_once_and_the_others_still_work()
             .expect("the first five connections still work");
     }
 }
+
+#[tokio::test]
+async fn connections_per_address_are_capped() {
+    let server = Server::start(&["--max-connections-per-address", "3"]);
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let mut client = server.client().await;
+        client
+            .list_comments(list_request("per-address"))
+            .await
+            .expect("a connection within the per-address cap is served");
+        clients.push(client);
+    }
+    let mut fourth = TcpStream::connect(server.addr).await.expect("connects");
+    let mut buffer = [0; 64];
+    let read = tokio::time::timeout(Duration::from_secs(2), fourth.read(&mut buffer))
+        .await
+        .expect("the fourth connection from the address is closed at once");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    drop(clients);
+    // Once they close, the address may connect again.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server
+        .client()
+        .await
+        .list_comments(list_request("per-address"))
+        .await
+        .expect("room again once the connections closed");
+}
