@@ -423,10 +423,13 @@ impl CallLimitLayer {
         &self,
         path: &str,
         connection: Option<&Arc<Connection>>,
-    ) -> Result<(Vec<Slot>, Option<OwnedSemaphorePermit>), (&'static str, String)> {
+    ) -> Result<Admitted, (&'static str, String)> {
         if path == "/grpc.health.v1.Health/Check" {
             // One short answer; never refused.
-            return Ok((Vec::new(), None));
+            return Ok(Admitted {
+                slots: Vec::new(),
+                unary: None,
+            });
         }
         let mut slots = Vec::new();
         let address = connection
@@ -472,8 +475,15 @@ impl CallLimitLayer {
                 )
             })?)
         };
-        Ok((slots, unary))
+        Ok(Admitted { slots, unary })
     }
+}
+
+/// What an admitted call holds: `slots` until its response ends, `unary`
+/// until its request is read and answered.
+struct Admitted {
+    slots: Vec<Slot>,
+    unary: Option<OwnedSemaphorePermit>,
 }
 
 /// One place a call holds while open.
@@ -592,16 +602,17 @@ where
             .extensions()
             .get::<PeerInfo>()
             .map(|peer| peer.0.clone());
-        let (slots, unary) = match self.layer.admit(request.uri().path(), connection.as_ref()) {
-            Ok(admitted) => admitted,
-            Err((limit, message)) => {
-                self.layer.metrics.refused_at_capacity(limit);
-                let response = Status::resource_exhausted(message).into_http::<ResBody>();
-                return Box::pin(async move {
-                    Ok(response.map(|body| CountedBody { body, _open: None }))
-                });
-            }
-        };
+        let Admitted { slots, unary } =
+            match self.layer.admit(request.uri().path(), connection.as_ref()) {
+                Ok(admitted) => admitted,
+                Err((limit, message)) => {
+                    self.layer.metrics.refused_at_capacity(limit);
+                    let response = Status::resource_exhausted(message).into_http::<ResBody>();
+                    return Box::pin(async move {
+                        Ok(response.map(|body| CountedBody { body, _open: None }))
+                    });
+                }
+            };
         let open = OpenCall::new(connection, slots, self.layer.metrics.clone());
         let timeout = self.layer.limits.request_timeout;
         let response = self.inner.call(request);
