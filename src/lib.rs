@@ -51,6 +51,9 @@ pub mod comments;
 pub mod config;
 pub mod domain;
 pub mod error;
+#[cfg(any(fuzzing, test))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hub;
 pub mod metrics;
 pub mod moderators;
