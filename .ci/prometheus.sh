@@ -30,6 +30,7 @@ finish() {
 
 if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
     echo "# installing Debian's prometheus (ships promtool)" >&2
+    apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >&2 ||
         { not_ok "install prometheus"; finish; }
 fi
