@@ -615,7 +615,7 @@ impl Writer {
         let mut swept = 0;
         for entry in self.tree.range(vec![DEDUP_BY_TIME]..end).take(SWEEP_LIMIT) {
             let Ok((key, _)) = entry else { break };
-            let id = String::from_utf8_lossy(&key[9..]).into_owned();
+            let id = String::from_utf8_lossy(key.get(9..).unwrap_or_default()).into_owned();
             // A record for the same id written later is kept.
             if let Ok(Some((_, at))) = read_dedup(&self.tree, &id)
                 && at < cutoff
