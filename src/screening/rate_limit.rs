@@ -102,19 +102,9 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
             return Ok(());
         }
         let now = Instant::now();
-        let burst = f64::from(self.policy.burst);
-        let per_token = self.policy.interval.as_secs_f64().max(f64::EPSILON);
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         buckets.forget_full(now, self.policy.full_after());
-        let (tokens, updated) = match buckets.map.get(key) {
-            Some(bucket) => (bucket.tokens, bucket.updated),
-            None => (burst, now),
-        };
-        let regained = now.duration_since(updated).as_secs_f64() / per_token;
-        let tokens = (tokens + regained).min(burst);
-        if tokens < 1.0 {
-            return Err(Duration::from_secs_f64((1.0 - tokens) * per_token));
-        }
+        let tokens = self.tokens_at(buckets.map.get(key), now)?;
         buckets.map.insert(
             key.clone(),
             Bucket {
@@ -135,17 +125,23 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
             return Ok(());
         }
         let now = Instant::now();
-        let per_token = self.policy.interval.as_secs_f64().max(f64::EPSILON);
         let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(bucket) = buckets.map.get(key) else {
-            return Ok(());
-        };
-        let tokens = bucket.tokens + now.duration_since(bucket.updated).as_secs_f64() / per_token;
-        if tokens >= 1.0 {
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - tokens) * per_token))
+        self.tokens_at(buckets.map.get(key), now).map(drop)
+    }
+
+    /// The tokens a key's bucket holds at `now` (a missing bucket is
+    /// full), or how long until it holds one.
+    fn tokens_at(&self, bucket: Option<&Bucket>, now: Instant) -> Result<f64, Duration> {
+        let burst = f64::from(self.policy.burst);
+        let per_token = self.policy.interval.as_secs_f64().max(f64::EPSILON);
+        let tokens = bucket.map_or(burst, |bucket| {
+            let regained = now.duration_since(bucket.updated).as_secs_f64() / per_token;
+            (bucket.tokens + regained).min(burst)
+        });
+        if tokens < 1.0 {
+            return Err(Duration::from_secs_f64((1.0 - tokens) * per_token));
         }
+        Ok(tokens)
     }
 
     /// Keys with a bucket (not yet full again).
