@@ -20,14 +20,14 @@ use crate::{
     api::{CommentApi, ModerationApi, pb},
     auth::{ModeratorAuth, ModeratorTokens},
     comments::{Comments, SubmitLimits},
-    config::Config,
+    config::{Config, LogTarget},
     domain::ReservedNames,
     hub::Hub,
     metrics::{self, Metrics, RpcMetricsLayer},
     moderators::Moderators,
     peer::TrustedProxies,
     screening::{Models, Pipeline, TermList, pool::ScreeningPool},
-    store::{Store, StoreOptions, Writability},
+    store::{CommitListener, Store, StoreOptions, Writability},
     transport::{self, CallLimitLayer},
 };
 
@@ -60,22 +60,15 @@ impl Application {
         let metrics = Arc::new(Metrics::new());
         let hub = Arc::new(Hub::new(config.stream_buffer, 0));
         let publish_to = hub.clone();
-        let store = Store::open(
-            &config.data_dir,
-            &StoreOptions {
-                idempotency_ttl: config.idempotency_ttl,
-                cache_bytes: config.cache_mb * 1024 * 1024,
-                min_free_bytes: config.min_free_disk_mb * 1024 * 1024,
-                commit_metrics: metrics.commits.clone(),
-            },
-            Box::new(move |events, durable_through| publish_to.publish(events, durable_through)),
-        )
-        .with_context(|| {
-            format!(
-                "cannot open the data folder {} (is another commentd using it, or is it not writable?)",
-                config.data_dir.display()
-            )
-        })?;
+        let store_options = StoreOptions {
+            idempotency_ttl: config.idempotency_ttl,
+            cache_bytes: config.cache_mb * 1024 * 1024,
+            min_free_bytes: config.min_free_disk_mb * 1024 * 1024,
+            commit_metrics: metrics.commits.clone(),
+        };
+        let on_commit: CommitListener =
+            Box::new(move |events, durable_through| publish_to.publish(events, durable_through));
+        let store = open_store(&config, &store_options, on_commit).await?;
         hub.publish(&[], store.last_position());
         let terms = Arc::new(TermList::new(&store.terms()?));
         let moderator_tokens = match &config.moderator_tokens_file {
@@ -345,6 +338,51 @@ impl Serving {
         let mut stopped = self.stopped.lock().await;
         *stopped = true;
         set_serving(&self.health, &self.metrics, false).await;
+    }
+}
+
+/// The store over the configured log.
+async fn open_store(
+    config: &Config,
+    options: &StoreOptions,
+    on_commit: CommitListener,
+) -> anyhow::Result<Store> {
+    match &config.log {
+        LogTarget::Sled => Store::open(&config.data_dir, options, on_commit).with_context(|| {
+            format!(
+                "cannot open the data folder {} (is another commentd using it, or is it not writable?)",
+                config.data_dir.display()
+            )
+        }),
+        #[cfg(feature = "nats")]
+        LogTarget::Nats {
+            servers,
+            stream,
+            replicas,
+            timeout,
+        } => Store::open_nats(
+            &config.data_dir,
+            options,
+            crate::store::nats_log::NatsLogOptions {
+                servers: servers.clone(),
+                stream: stream.clone(),
+                replicas: *replicas,
+                duplicate_window: options.idempotency_ttl,
+                timeout: *timeout,
+            },
+            on_commit,
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the replica's store in {} over the NATS log",
+                config.data_dir.display()
+            )
+        }),
+        #[cfg(not(feature = "nats"))]
+        LogTarget::Nats { .. } => anyhow::bail!(
+            "--log nats://… needs a commentd built with the `nats` feature (cargo build --release --features nats)"
+        ),
     }
 }
 

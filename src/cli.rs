@@ -1,4 +1,5 @@
-//! The subcommands besides `serve`: `healthcheck`, `rebuild-views`. It prints to standard
+//! The subcommands besides `serve`: `healthcheck`, `rebuild-views`,
+//! `migrate-to-nats`. It prints to standard
 //! output (the server itself only logs). Training and measuring the models
 //! is the `commentd-train` binary's work (`--features train`).
 
@@ -8,7 +9,7 @@ use std::{
 };
 
 use crate::{
-    config::{DataDirArgs, HealthcheckArgs},
+    config::{DataDirArgs, HealthcheckArgs, LogTarget, MigrateArgs},
     store::{Store, StoreOptions},
 };
 
@@ -29,6 +30,50 @@ pub async fn rebuild_views(args: &DataDirArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// `commentd migrate-to-nats`: publishes the sled log into the stream;
+/// prints what it did.
+pub async fn migrate_to_nats(args: &MigrateArgs) -> anyhow::Result<()> {
+    let LogTarget::Nats {
+        servers,
+        stream,
+        replicas,
+        timeout,
+    } = args.log.target()
+    else {
+        anyhow::bail!("--log must name the NATS servers (nats://host:4222) to migrate to");
+    };
+    #[cfg(feature = "nats")]
+    {
+        let started = std::time::Instant::now();
+        let db = Store::open_db(&args.data_dir, &StoreOptions::default())?;
+        let migrated = crate::store::nats_log::publish_sled_log(
+            &db,
+            &crate::store::nats_log::NatsLogOptions {
+                servers,
+                stream: stream.clone(),
+                replicas,
+                duplicate_window: StoreOptions::default().idempotency_ttl,
+                timeout,
+            },
+        )
+        .await?;
+        println!(
+            "published {} events into the stream {stream} in {:.1} s; it holds positions 1 to {}, so comment ids are unchanged and new ones continue above",
+            migrated.published,
+            started.elapsed().as_secs_f64(),
+            migrated.last
+        );
+        Ok(())
+    }
+    #[cfg(not(feature = "nats"))]
+    {
+        let _ = (servers, stream, replicas, timeout);
+        anyhow::bail!(
+            "this commentd was built without the `nats` feature (cargo build --release --features nats)"
+        )
+    }
 }
 
 /// `commentd healthcheck`: true when the server answers SERVING in time.

@@ -36,6 +36,12 @@ pub enum Command {
     /// Delete the views (listings, queues, indexes) and derive them again
     /// from the log, then exit; the server must not be running.
     RebuildViews(DataDirArgs),
+    /// Publish the embedded (sled) log of --data-dir into the NATS
+    /// JetStream stream of --log, keeping every comment id (new ids continue
+    /// above them), then exit; start the replicas with `--log nats://…` and
+    /// empty data dirs. A migration cut short resumes. Needs a build with
+    /// `--features nats`; the server must not be running.
+    MigrateToNats(MigrateArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -43,6 +49,56 @@ pub struct DataDirArgs {
     /// Where the store lives.
     #[arg(long, env = "COMMENTD_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
+}
+
+/// Where the log lives.
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// Where the log lives: `sled` (in --data-dir, the default), or the
+    /// NATS servers of a JetStream log shared by several replicas
+    /// (`nats://a:4222,nats://b:4222`; needs a build with `--features nats`).
+    #[arg(long, env = "COMMENTD_LOG", default_value = "sled", value_parser = parse_log)]
+    pub log: String,
+
+    /// The JetStream stream of a NATS log; its subjects are the name in
+    /// lower case, then `.>`.
+    #[arg(long, env = "COMMENTD_LOG_STREAM", default_value = "COMMENTS")]
+    pub log_stream: String,
+
+    /// Copies JetStream keeps of the stream, when commentd creates it.
+    #[arg(long, env = "COMMENTD_LOG_REPLICAS", default_value_t = 3,
+          value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub log_replicas: u8,
+
+    /// Longest wait (ms) for the NATS log to acknowledge an append; after it
+    /// the caller gets UNAVAILABLE (retry with the same idempotency_key).
+    #[arg(long, env = "COMMENTD_LOG_TIMEOUT_MS", default_value_t = 5000,
+          value_parser = clap::value_parser!(u64).range(100..))]
+    pub log_timeout_ms: u64,
+}
+
+impl LogArgs {
+    pub fn target(&self) -> LogTarget {
+        if self.log == "sled" {
+            LogTarget::Sled
+        } else {
+            LogTarget::Nats {
+                servers: self.log.clone(),
+                stream: self.log_stream.clone(),
+                replicas: usize::from(self.log_replicas),
+                timeout: Duration::from_millis(self.log_timeout_ms),
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    /// The data dir of the embedded log to publish.
+    #[arg(long, env = "COMMENTD_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -325,6 +381,9 @@ pub struct ServeArgs {
     #[arg(long, env = "COMMENTD_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
+    #[command(flatten)]
+    pub log: LogArgs,
+
     /// Allow browsers on this origin (e.g. https://news.example) to call the
     /// API with gRPC-web across origins; repeatable, `*` for any. Off by
     /// default: a site that proxies gRPC-web on its own origin needs none.
@@ -383,6 +442,39 @@ pub struct Config {
     pub cors_allow_origins: Vec<String>,
     /// Certificate and key files (PEM) for TLS.
     pub tls: Option<(PathBuf, PathBuf)>,
+    pub log: LogTarget,
+}
+
+/// Where the log of events lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogTarget {
+    /// sled in the data folder: one process.
+    Sled,
+    /// A NATS JetStream stream shared by replicas; each replica keeps its
+    /// mirror and views in its own data folder.
+    Nats {
+        servers: String,
+        stream: String,
+        replicas: usize,
+        timeout: Duration,
+    },
+}
+
+/// `sled`, or comma-separated `nats://` (or `tls://`) server URLs.
+fn parse_log(value: &str) -> Result<String, String> {
+    let valid = value == "sled"
+        || value.split(',').all(|url| {
+            let url = url.trim();
+            (url.starts_with("nats://") || url.starts_with("tls://")) && url.len() > 7
+        });
+    if valid {
+        Ok(value.to_owned())
+    } else {
+        Err(
+            "expected `sled` or NATS server URLs such as nats://127.0.0.1:4222 (comma-separated)"
+                .to_owned(),
+        )
+    }
 }
 
 impl ServeArgs {
@@ -446,6 +538,7 @@ impl ServeArgs {
             moderator_tokens_file: self.moderator_tokens_file.clone(),
             cors_allow_origins: self.cors_allow_origins.clone(),
             tls: self.tls_cert.clone().zip(self.tls_key.clone()),
+            log: self.log.target(),
         }
     }
 }
@@ -504,6 +597,7 @@ impl Config {
             moderator_tokens_file: None,
             cors_allow_origins: Vec::new(),
             tls: None,
+            log: LogTarget::Sled,
         }
     }
 }

@@ -131,9 +131,9 @@ impl From<Error> for Status {
             Error::Unauthenticated(_) => Status::unauthenticated(message),
             Error::Store(StoreError::NotFound(message)) => Status::not_found(message),
             Error::Store(StoreError::WrongState(message)) => Status::failed_precondition(message),
-            Error::Store(StoreError::Log(LogError::NoSpace(message))) => {
-                Status::unavailable(message)
-            }
+            Error::Store(StoreError::Log(
+                LogError::NoSpace(message) | LogError::Unavailable(message),
+            )) => Status::unavailable(message),
             Error::Store(StoreError::Log(LogError::Write(cause))) => {
                 tracing::error!(error = %cause, "writing to disk failed");
                 Status::unavailable(

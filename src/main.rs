@@ -26,6 +26,10 @@ async fn main() -> anyhow::Result<ExitCode> {
             telemetry::init(commentd::config::LogFormat::Text, None)?;
             cli::rebuild_views(&args).await?;
         }
+        Command::MigrateToNats(args) => {
+            telemetry::init(commentd::config::LogFormat::Text, None)?;
+            cli::migrate_to_nats(&args).await?;
+        }
         Command::Healthcheck(args) => {
             if !cli::healthcheck(&args).await {
                 return Ok(ExitCode::FAILURE);

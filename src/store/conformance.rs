@@ -18,7 +18,7 @@ pub fn event(n: usize) -> Event {
     }
 }
 
-fn submission(text: &str) -> Event {
+pub fn submission(text: &str) -> Event {
     Event::Submitted(Submitted {
         article_id: ArticleId::parse("conformance").unwrap(),
         author_name: Some(AuthorName::parse("Reader").unwrap()),

@@ -107,6 +107,10 @@ pub enum LogError {
     /// appends resume by themselves once space is freed.
     #[error("{0}")]
     NoSpace(String),
+    /// A replicated log cannot be reached: nothing was appended, or the
+    /// outcome is unknown (the message says which); it recovers by itself.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// Whether a log takes appends now.
@@ -117,6 +121,8 @@ pub enum Writability {
     NoSpace(String),
     /// Stopped after a failed write; a restart recovers it.
     Failed(String),
+    /// A replicated log is out of reach (it recovers by itself).
+    Unreachable(String),
 }
 
 pub type AppendFuture = Pin<Box<dyn Future<Output = Result<Vec<Appended>, LogError>> + Send>>;

@@ -20,6 +20,8 @@ mod conformance;
 pub mod event;
 pub mod log;
 pub(crate) mod migrate;
+#[cfg(feature = "nats")]
+pub mod nats_log;
 pub mod sled_log;
 pub mod views;
 
@@ -164,11 +166,7 @@ impl Store {
     /// an earlier one), brings the views up to the log, and starts the log
     /// writer and the materialiser. Must be called inside a tokio runtime.
     pub fn open(path: &Path, options: &StoreOptions, on_commit: CommitListener) -> Result<Self> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(options.cache_bytes)
-            .open()?;
-        migrate::to_current(&db)?;
+        let db = Self::open_db(path, options)?;
         let log = SledLog::open_with(
             &db,
             path,
@@ -179,6 +177,37 @@ impl Store {
             },
         )?;
         Self::with_log(db, Arc::new(log), on_commit)
+    }
+
+    /// Opens the store over a NATS JetStream log shared with other
+    /// replicas: this data dir holds this replica's mirror of the stream and
+    /// its views (a cache, derived again from the stream if lost).
+    #[cfg(feature = "nats")]
+    pub async fn open_nats(
+        path: &Path,
+        options: &StoreOptions,
+        nats: nats_log::NatsLogOptions,
+        on_commit: CommitListener,
+    ) -> Result<Self> {
+        let db = Self::open_db(path, options)?;
+        if !db.open_tree(sled_log::TREE)?.is_empty() {
+            return Err(StoreError::Format(format!(
+                "{} holds an embedded (sled) log: publish it to the stream with `commentd migrate-to-nats`, then start each replica with an empty data dir",
+                path.display()
+            )));
+        }
+        let log = nats_log::NatsLog::open(&db, nats).await?;
+        Self::with_log(db, Arc::new(log), on_commit)
+    }
+
+    /// sled in `path`, in the current format.
+    pub(crate) fn open_db(path: &Path, options: &StoreOptions) -> Result<sled::Db> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(options.cache_bytes)
+            .open()?;
+        migrate::to_current(&db)?;
+        Ok(db)
     }
 
     /// The store over `log`, its views in `db`.

@@ -49,6 +49,8 @@ use super::{
     log::{Append, AppendFuture, Appended, CommentLog, LogError, Writability},
 };
 
+/// The tree of the log.
+pub(super) const TREE: &str = "log.v2";
 const LOG: u8 = b'l';
 const KEY: u8 = b'k';
 const DEDUP: u8 = b'd';
@@ -132,7 +134,7 @@ impl SledLog {
             min_free_bytes,
             metrics,
         } = options;
-        let tree = db.open_tree("log.v2").map_err(read_error)?;
+        let tree = db.open_tree(TREE).map_err(read_error)?;
         let data_file = File::open(dir.join("db")).map_err(|error| {
             LogError::Read(format!("opening sled's data file for fdatasync: {error}"))
         })?;
@@ -202,18 +204,7 @@ impl CommentLog for SledLog {
     }
 
     fn read_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, Event)>, LogError> {
-        let committed = *self.committed.borrow();
-        let mut events = Vec::new();
-        if after >= committed {
-            return Ok(events);
-        }
-        let range = log_key(after.saturating_add(1))..=log_key(committed);
-        for entry in self.tree.range(range).take(limit) {
-            let (key, bytes) = entry.map_err(read_error)?;
-            let position = u64_at_end(&key);
-            events.push((position, decode_event(position, &bytes)?));
-        }
-        Ok(events)
+        read_after(&self.tree, after, *self.committed.borrow(), limit)
     }
 
     fn get(&self, position: u64) -> Result<Option<Event>, LogError> {
@@ -224,11 +215,7 @@ impl CommentLog for SledLog {
     }
 
     fn find_duplicate(&self, dedup_id: &str) -> Result<Option<u64>, LogError> {
-        let found = read_dedup(&self.tree, dedup_id)?;
-        let committed = *self.committed.borrow();
-        Ok(found
-            .filter(|&(position, at)| position <= committed && !expired(at, self.window))
-            .map(|(position, _)| position))
+        find_duplicate(&self.tree, dedup_id, *self.committed.borrow(), self.window)
     }
 
     fn committed(&self) -> watch::Receiver<u64> {
@@ -299,7 +286,7 @@ impl Writer {
                         // Report recovery without waiting for a write.
                         let _ = self.check_space(0);
                     }
-                    self.sweep();
+                    sweep_expired(&self.tree, self.window);
                     last_sweep = Instant::now();
                     continue;
                 }
@@ -338,7 +325,7 @@ impl Writer {
                 return;
             }
             if last_sweep.elapsed() >= SWEEP_EVERY {
-                self.sweep();
+                sweep_expired(&self.tree, self.window);
                 last_sweep = Instant::now();
             }
         }
@@ -605,49 +592,99 @@ impl Writer {
             .map_err(read_error)?
             .map(|bytes| u64_at_end(&bytes)))
     }
+}
 
-    /// Removes up to [`SWEEP_LIMIT`] expired duplicate records. Not synced:
-    /// a sweep lost in a crash is redone.
-    fn sweep(&self) {
-        let cutoff = unix_seconds(SystemTime::now()).saturating_sub(self.window.as_secs());
-        let end = [&[DEDUP_BY_TIME][..], &cutoff.to_be_bytes()].concat();
-        let mut batch = sled::Batch::default();
-        let mut swept = 0;
-        for entry in self.tree.range(vec![DEDUP_BY_TIME]..end).take(SWEEP_LIMIT) {
-            let Ok((key, _)) = entry else { break };
-            let id = String::from_utf8_lossy(key.get(9..).unwrap_or_default()).into_owned();
-            // A record for the same id written later is kept.
-            if let Ok(Some((_, at))) = read_dedup(&self.tree, &id)
-                && at < cutoff
-            {
-                batch.remove(dedup_key(&id));
-            }
-            batch.remove(key);
-            swept += 1;
+/// Removes up to [`SWEEP_LIMIT`] expired duplicate records of `tree` (the
+/// `d` and `t` records of the layout above). Not synced: a sweep lost in a
+/// crash is redone.
+pub(super) fn sweep_expired(tree: &sled::Tree, window: Duration) {
+    let cutoff = unix_seconds(SystemTime::now()).saturating_sub(window.as_secs());
+    let end = [&[DEDUP_BY_TIME][..], &cutoff.to_be_bytes()].concat();
+    let mut batch = sled::Batch::default();
+    let mut swept = 0;
+    for entry in tree.range(vec![DEDUP_BY_TIME]..end).take(SWEEP_LIMIT) {
+        let Ok((key, _)) = entry else { break };
+        let id = String::from_utf8_lossy(key.get(9..).unwrap_or_default()).into_owned();
+        // A record for the same id written later is kept.
+        if let Ok(Some((_, at))) = read_dedup(tree, &id)
+            && at < cutoff
+        {
+            batch.remove(dedup_key(&id));
         }
-        if swept > 0 {
-            if let Err(error) = self.tree.apply_batch(batch) {
-                tracing::warn!(%error, "sweeping expired duplicate records failed");
-            } else {
-                tracing::debug!(swept, "expired duplicate records swept");
-            }
+        batch.remove(key);
+        swept += 1;
+    }
+    if swept > 0 {
+        if let Err(error) = tree.apply_batch(batch) {
+            tracing::warn!(%error, "sweeping expired duplicate records failed");
+        } else {
+            tracing::debug!(swept, "expired duplicate records swept");
         }
     }
 }
 
+/// Committed events of `tree` after `after` (up to `committed`), in
+/// position order, at most `limit`; positions may have gaps.
+pub(super) fn read_after(
+    tree: &sled::Tree,
+    after: u64,
+    committed: u64,
+    limit: usize,
+) -> Result<Vec<(u64, Event)>, LogError> {
+    let mut events = Vec::new();
+    if after >= committed {
+        return Ok(events);
+    }
+    let range = log_key(after.saturating_add(1))..=log_key(committed);
+    for entry in tree.range(range).take(limit) {
+        let (key, bytes) = entry.map_err(read_error)?;
+        let position = u64_at_end(&key);
+        events.push((position, decode_event(position, &bytes)?));
+    }
+    Ok(events)
+}
+
+/// The committed first append of `dedup_id` in `tree`, if within `window`.
+pub(super) fn find_duplicate(
+    tree: &sled::Tree,
+    dedup_id: &str,
+    committed: u64,
+    window: Duration,
+) -> Result<Option<u64>, LogError> {
+    Ok(read_dedup(tree, dedup_id)?
+        .filter(|&(position, at)| position <= committed && !expired(at, window))
+        .map(|(position, _)| position))
+}
+
+/// Every duplicate record of `tree`: the id, its first position, and when.
+#[cfg(feature = "nats")]
+pub(super) fn dedup_records(tree: &sled::Tree) -> Result<Vec<(String, u64, u64)>, LogError> {
+    let mut records = Vec::new();
+    for entry in tree.scan_prefix([DEDUP]) {
+        let (key, value) = entry.map_err(read_error)?;
+        let id = String::from_utf8_lossy(&key[1..]).into_owned();
+        let (position, at): (u64, u64) = decode(&value).map_err(|source| LogError::Corrupt {
+            position: 0,
+            source,
+        })?;
+        records.push((id, position, at));
+    }
+    Ok(records)
+}
+
 /// The event at `position`, committed or not.
-fn read_event(tree: &sled::Tree, position: u64) -> Result<Option<Event>, LogError> {
+pub(super) fn read_event(tree: &sled::Tree, position: u64) -> Result<Option<Event>, LogError> {
     match tree.get(log_key(position)).map_err(read_error)? {
         Some(bytes) => decode_event(position, &bytes).map(Some),
         None => Ok(None),
     }
 }
 
-fn decode_event(position: u64, bytes: &[u8]) -> Result<Event, LogError> {
+pub(super) fn decode_event(position: u64, bytes: &[u8]) -> Result<Event, LogError> {
     decode(bytes).map_err(|source| LogError::Corrupt { position, source })
 }
 
-fn read_dedup(tree: &sled::Tree, id: &str) -> Result<Option<(u64, u64)>, LogError> {
+pub(super) fn read_dedup(tree: &sled::Tree, id: &str) -> Result<Option<(u64, u64)>, LogError> {
     match tree.get(dedup_key(id)).map_err(read_error)? {
         Some(bytes) => decode(&bytes)
             .map(Some)
@@ -659,11 +696,11 @@ fn read_dedup(tree: &sled::Tree, id: &str) -> Result<Option<(u64, u64)>, LogErro
     }
 }
 
-fn expired(at: u64, window: Duration) -> bool {
+pub(super) fn expired(at: u64, window: Duration) -> bool {
     unix_seconds(SystemTime::now()).saturating_sub(at) > window.as_secs()
 }
 
-fn unix_seconds(time: SystemTime) -> u64 {
+pub(super) fn unix_seconds(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
@@ -690,6 +727,6 @@ pub(super) fn key_key(key: &str) -> Vec<u8> {
     [&[KEY][..], key.as_bytes()].concat()
 }
 
-fn read_error(error: sled::Error) -> LogError {
+pub(super) fn read_error(error: sled::Error) -> LogError {
     LogError::Read(error.to_string())
 }

@@ -1,3 +1,4 @@
+#![allow(dead_code)] // shared with tests/replicas, which use other parts
 //! The `commentd` binary as a child process, measured from outside: its
 //! resident memory and CPU time come from `/proc/PID`, so the test's own
 //! clients are not counted.
@@ -25,24 +26,38 @@ pub struct Server {
     child: Child,
     pub addr: SocketAddr,
     log: Arc<Mutex<String>>,
-    _data: TempDir,
+    /// The data folder (removed on drop unless the test gave it).
+    pub data_dir: std::path::PathBuf,
+    _data: Option<TempDir>,
 }
 
 impl Server {
     /// Serves on an ephemeral loopback port with a fresh data folder and
     /// the given extra flags.
     pub fn start(args: &[&str]) -> Self {
-        Self::spawn(args, None)
+        Self::spawn(args, None, None)
+    }
+
+    /// Like [`Server::start`], with the data folder `data_dir` (kept).
+    pub fn start_in(data_dir: &std::path::Path, args: &[&str]) -> Self {
+        Self::spawn(args, None, Some(data_dir))
     }
 
     /// Like [`Server::start`], with at most `limit` open file descriptors
     /// (`ulimit -n`, then `exec`: the child's PID is the server's).
     pub fn start_with_open_files(args: &[&str], limit: u32) -> Self {
-        Self::spawn(args, Some(limit))
+        Self::spawn(args, Some(limit), None)
     }
 
-    fn spawn(args: &[&str], open_files: Option<u32>) -> Self {
-        let data = TempDir::new().expect("a temporary folder");
+    fn spawn(args: &[&str], open_files: Option<u32>, data_dir: Option<&std::path::Path>) -> Self {
+        let (data, data_dir) = match data_dir {
+            Some(dir) => (None, dir.to_owned()),
+            None => {
+                let data = TempDir::new().expect("a temporary folder");
+                let dir = data.path().join("data");
+                (Some(data), dir)
+            }
+        };
         let binary = std::env::var("HOSTILE_COMMENTD_BIN")
             .unwrap_or_else(|_| env!("CARGO_BIN_EXE_commentd").to_owned());
         let mut command = match open_files {
@@ -58,9 +73,12 @@ impl Server {
         };
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data.path().join("data"))
+            .arg(&data_dir)
             .args(args)
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("COMMENTD_TEST_RUST_LOG").unwrap_or_else(|_| "info".to_owned()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -104,6 +122,7 @@ impl Server {
             child,
             addr,
             log,
+            data_dir,
             _data: data,
         }
     }

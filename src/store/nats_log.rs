@@ -1,0 +1,1022 @@
+//! The replicated log: NATS JetStream, shared by several commentd replicas.
+//!
+//! # Shape
+//! One stream (default `COMMENTS`, subjects `comments.>`), replicated by
+//! JetStream (R3 by default). An event's position is its stream sequence,
+//! so comment ids are stream sequences: ordered, with gaps where a message
+//! was erased. Each replica mirrors the stream into a sled tree of its own,
+//! laid out like the embedded log ([`super::sled_log`]), through one ordered
+//! consumer (never one consumer per subscriber); reads answer from the
+//! mirror and the views are derived from it as in the embedded mode. An
+//! append resolves once JetStream acknowledged it (stored on a quorum) and
+//! the local mirror holds it, so the store's "durable and visible" holds.
+//!
+//! # Conditions, batches, duplicates, erasure
+//! - An event about a key is published on the key's subject
+//!   (`comments.comment.42`, `comments.client.<id>`), so "the key's last
+//!   event is at position p" is JetStream's
+//!   `Nats-Expected-Last-Subject-Sequence` (0: no event yet). Submissions
+//!   go to `comments.article.<id>`, other events to `comments.admin`.
+//! - A batch of several events is an atomic batch (ADR-50, nats-server
+//!   2.12+, the stream's `allow_atomic`): all or none, consecutive sequences.
+//! - A dedup id is `Nats-Msg-Id` (JetStream's window, at most
+//!   [`MAX_SERVER_DUPLICATE_WINDOW`]) and the `Commentd-Dedup` header, which
+//!   every mirror indexes, so retries are recognised for the whole
+//!   idempotency window. (An atomic batch cannot carry `Nats-Msg-Id`: a
+//!   batch's ids are checked against the mirror only.)
+//! - An erasure removes the erased message from the stream with
+//!   JetStream's secure delete (the bytes are overwritten) once the removal
+//!   is in the stream; the removal carries the erased copy
+//!   (`Commentd-Erased`), so every mirror keeps the audit entry, even one
+//!   that never saw the original.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use async_nats::{
+    HeaderMap,
+    jetstream::{
+        self,
+        consumer::{DeliverPolicy, pull::OrderedConfig},
+        context::PublishErrorKind,
+        message::PublishMessage,
+        stream::{Config as StreamConfig, StorageType, Stream},
+    },
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde::Deserialize;
+use tokio::{sync::watch, task::JoinHandle};
+
+use super::{
+    event::{Event, encode, u64_at_end},
+    log::{Append, AppendFuture, Appended, CommentLog, LogError, Writability},
+    sled_log::{
+        decode_event, dedup_keys, dedup_records, find_duplicate, log_key, read_after, read_error,
+        read_event, sweep_expired,
+    },
+};
+
+/// JetStream keeps message ids in memory; retries older than this are
+/// recognised by the mirrors' index instead.
+pub const MAX_SERVER_DUPLICATE_WINDOW: Duration = Duration::from_secs(600);
+/// Longest pull of the mirror's consumer.
+const PULL_EXPIRY: Duration = Duration::from_secs(4);
+/// An acknowledged append not mirrored after this makes the mirror follow
+/// the stream anew (its consumer may have died with a server).
+const MIRROR_PATIENCE: Duration = Duration::from_millis(750);
+/// How long opening waits for the stream to answer.
+const STARTUP_PATIENCE: Duration = Duration::from_secs(30);
+/// Messages the mirror writes in one sled batch at most.
+const MIRROR_CHUNK: usize = 1024;
+/// The mirror's tree, and its record of the last stream sequence mirrored
+/// and of which stream it mirrors.
+const MIRROR_TREE: &str = "nats-mirror.v1";
+const PROGRESS: &[u8] = b"p";
+const STREAM_IDENTITY: &[u8] = b"s";
+/// JetStream's error code for a failed `Nats-Expected-Last-*` check.
+const WRONG_LAST_SEQUENCE: u64 = 10071;
+
+const DEDUP_HEADER: &str = "Commentd-Dedup";
+const ERASE_HEADER: &str = "Commentd-Erase";
+const ERASED_HEADER: &str = "Commentd-Erased";
+
+/// How to reach the stream.
+#[derive(Debug, Clone)]
+pub struct NatsLogOptions {
+    /// Server URLs, comma-separated (`nats://a:4222,nats://b:4222`).
+    pub servers: String,
+    /// The stream's name; its subjects are the lowercased name, `.>`.
+    pub stream: String,
+    /// Copies JetStream keeps (1, 3 or 5), when the stream is created.
+    pub replicas: usize,
+    /// How long duplicate appends are recognised.
+    pub duplicate_window: Duration,
+    /// Longest wait for an acknowledgement or an API answer.
+    pub timeout: Duration,
+}
+
+/// The JetStream log. Cheap to clone.
+#[derive(Clone)]
+pub struct NatsLog {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    prefix: String,
+    tree: sled::Tree,
+    committed: watch::Receiver<u64>,
+    writability: watch::Receiver<Writability>,
+    window: Duration,
+    timeout: Duration,
+    closed: AtomicBool,
+    /// Asks the mirror to follow the stream anew.
+    resync: Arc<tokio::sync::Notify>,
+    stop: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl NatsLog {
+    /// Connects, creates the stream if it is missing, and starts mirroring
+    /// into `db`; returns once the mirror holds everything the stream held
+    /// when it was opened. A data dir that mirrored another stream (or a
+    /// recreated one) is emptied and mirrored again: it is a cache.
+    pub async fn open(db: &sled::Db, options: NatsLogOptions) -> Result<Self, LogError> {
+        // Counts connections, so the mirror follows the stream again at
+        // once after a reconnect (its consumer lived on the old connection).
+        let (connected_tx, connected) = watch::channel(0_u64);
+        let connection = Connection::open(&options, move |event| {
+            if matches!(event, async_nats::Event::Connected) {
+                connected_tx.send_modify(|count| *count += 1);
+            }
+        })
+        .await?;
+        let Connection {
+            client,
+            js,
+            prefix,
+            stream,
+        } = connection;
+        let info = stream.cached_info().clone();
+        let tree = db.open_tree(MIRROR_TREE).map_err(read_error)?;
+        let identity = format!(
+            "{} created {}",
+            options.stream,
+            info.created.unix_timestamp_nanos()
+        );
+        if tree.get(STREAM_IDENTITY).map_err(read_error)?.as_deref() != Some(identity.as_bytes()) {
+            if !tree.is_empty() {
+                tracing::warn!(stream = %options.stream, "the data dir mirrored another stream: mirroring again");
+                tree.clear().map_err(read_error)?;
+                db.drop_tree("views.v2").map_err(read_error)?;
+            }
+            tree.insert(STREAM_IDENTITY, identity.as_bytes())
+                .map_err(read_error)?;
+        }
+        let progress = tree
+            .get(PROGRESS)
+            .map_err(read_error)?
+            .map_or(0, |bytes| u64_at_end(&bytes));
+        let (committed_tx, committed) = watch::channel(progress);
+        let (writability_tx, writability) = watch::channel(Writability::Writable);
+        let (stop, stop_rx) = watch::channel(false);
+        let (caught_up_tx, mut caught_up) = watch::channel(progress >= info.state.last_sequence);
+        let shared = Arc::new(Shared {
+            client,
+            js,
+            prefix,
+            tree,
+            committed,
+            writability,
+            window: options.duplicate_window,
+            timeout: options.timeout,
+            closed: AtomicBool::new(false),
+            resync: Arc::new(tokio::sync::Notify::new()),
+            stop,
+            tasks: Mutex::new(Vec::new()),
+        });
+        let mirror = Mirror {
+            stream: stream.clone(),
+            tree: shared.tree.clone(),
+            committed: committed_tx,
+            caught_up: caught_up_tx,
+            target: info.state.last_sequence,
+            window: shared.window,
+        };
+        let tasks = vec![
+            tokio::spawn(mirror.run(progress, connected, shared.resync.clone(), stop_rx.clone())),
+            tokio::spawn(watch_reachability(
+                shared.client.clone(),
+                stream,
+                writability_tx,
+                stop_rx,
+            )),
+        ];
+        *shared.tasks.lock().unwrap_or_else(|p| p.into_inner()) = tasks;
+        let started = std::time::Instant::now();
+        if !*caught_up.borrow() {
+            tracing::info!(
+                from = progress,
+                to = info.state.last_sequence,
+                "mirroring the stream before serving"
+            );
+        }
+        let _ = caught_up.wait_for(|done| *done).await;
+        tracing::info!(
+            position = *shared.committed.borrow(),
+            seconds = started.elapsed().as_secs_f64(),
+            "the mirror holds the stream"
+        );
+        Ok(Self { shared })
+    }
+}
+
+/// A connection to the stream, created if missing.
+struct Connection {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    prefix: String,
+    stream: Stream,
+}
+
+impl Connection {
+    async fn open(
+        options: &NatsLogOptions,
+        on_event: impl Fn(async_nats::Event) + Send + Sync + 'static,
+    ) -> Result<Self, LogError> {
+        let unreachable = |what: &str, error: &dyn std::fmt::Display| {
+            LogError::Unavailable(format!(
+                "{what} the NATS log at {}: {error}",
+                options.servers
+            ))
+        };
+        let servers = options
+            .servers
+            .split(',')
+            .map(|url| url.trim().parse::<async_nats::ServerAddr>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| unreachable("cannot read the address of", &error))?;
+        let on_event = Arc::new(on_event);
+        let client = async_nats::ConnectOptions::new()
+            .name("commentd")
+            .event_callback(move |event| {
+                on_event(event);
+                std::future::ready(())
+            })
+            .connection_timeout(options.timeout)
+            .request_timeout(Some(options.timeout))
+            .connect(servers)
+            .await
+            .map_err(|error| unreachable("cannot connect to", &error))?;
+        let js = jetstream::ContextBuilder::new()
+            .timeout(options.timeout)
+            .build(client.clone());
+        let prefix = options.stream.to_lowercase();
+        let config = StreamConfig {
+            name: options.stream.clone(),
+            subjects: vec![format!("{prefix}.>")],
+            num_replicas: options.replicas,
+            storage: StorageType::File,
+            duplicate_window: options.duplicate_window.min(MAX_SERVER_DUPLICATE_WINDOW),
+            allow_atomic_publish: true,
+            ..Default::default()
+        };
+        // A cluster starting beside commentd may take a while to elect
+        // its leaders.
+        let started = std::time::Instant::now();
+        let stream = loop {
+            match js.get_or_create_stream(config.clone()).await {
+                Ok(stream) => break stream,
+                Err(error) if started.elapsed() < STARTUP_PATIENCE => {
+                    tracing::warn!(%error, "the stream is not ready yet; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(error) => return Err(unreachable("cannot open the stream of", &error)),
+            }
+        };
+        if !stream.cached_info().config.allow_atomic_publish {
+            return Err(LogError::Unavailable(format!(
+                "the stream {} does not allow atomic batches (allow_atomic); commentd needs nats-server 2.12 or later and creates its stream with it",
+                options.stream
+            )));
+        }
+        Ok(Self {
+            client,
+            js,
+            prefix,
+            stream,
+        })
+    }
+}
+
+/// What [`publish_sled_log`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Migrated {
+    /// Events published now.
+    pub published: u64,
+    /// The last position of the sled log (and of the stream after it).
+    pub last: u64,
+}
+
+/// Events published at once while migrating.
+const MIGRATE_WINDOW: usize = 256;
+
+/// Publishes the embedded log in `db` into the stream, each event at the
+/// stream sequence equal to its position (`Nats-Expected-Last-Sequence`),
+/// so comment ids stay valid and new ids continue above them. The stream
+/// must be empty or hold a prefix of the same log (a migration cut short
+/// resumes where it stopped); duplicate records within the window go with
+/// their events.
+pub async fn publish_sled_log(
+    db: &sled::Db,
+    options: &NatsLogOptions,
+) -> Result<Migrated, LogError> {
+    let tree = db.open_tree(super::sled_log::TREE).map_err(read_error)?;
+    let mut dedups: HashMap<u64, String> = HashMap::new();
+    // Every record goes (with its time): readers apply their window.
+    for (id, position, _) in dedup_records(&tree)? {
+        dedups.insert(position, id);
+    }
+    let connection = Connection::open(options, |_| {}).await?;
+    let state = connection.stream.cached_info().state.clone();
+    let mut done = state.last_sequence;
+    if done > 0 {
+        let ours = read_event(&tree, done)?.map(|event| encode(&event));
+        let theirs = connection
+            .stream
+            .get_raw_message(done)
+            .await
+            .ok()
+            .map(|message| message.payload.to_vec());
+        if ours.is_none() || ours != theirs {
+            return Err(LogError::Write(format!(
+                "the stream already holds {} events that are not this log's; migrate into a new stream (--log-stream)",
+                state.messages
+            )));
+        }
+    }
+    let mut published = 0;
+    let mut pending = std::collections::VecDeque::new();
+    loop {
+        let events = read_after(&tree, done, u64::MAX, MIGRATE_WINDOW)?;
+        if events.is_empty() {
+            break;
+        }
+        for (position, event) in events {
+            if position != done + 1 {
+                return Err(LogError::Write(format!(
+                    "the log has no event at position {}; ids could not be kept",
+                    done + 1
+                )));
+            }
+            let key = key_of(&event);
+            let subject = subject(&connection.prefix, key.as_deref(), &event);
+            let mut publish = PublishMessage::build()
+                .payload(Bytes::from(encode(&event)))
+                .expected_last_sequence(done);
+            if let Some(id) = dedups.get(&position) {
+                publish = publish.header(DEDUP_HEADER, URL_SAFE_NO_PAD.encode(id).as_str());
+            }
+            let ack = connection
+                .js
+                .send_publish(subject, publish)
+                .await
+                .map_err(|error| unknown_outcome(&error.to_string()))?;
+            pending.push_back(ack);
+            if pending.len() >= MIGRATE_WINDOW
+                && let Some(ack) = pending.pop_front()
+            {
+                ack.await
+                    .map_err(|error| unknown_outcome(&error.to_string()))?;
+            }
+            done = position;
+            published += 1;
+        }
+    }
+    for ack in pending {
+        ack.await
+            .map_err(|error| unknown_outcome(&error.to_string()))?;
+    }
+    Ok(Migrated {
+        published,
+        last: done,
+    })
+}
+
+/// The key an event of the embedded log was appended about (what the use
+/// cases name: a comment's moderation, a client's ban), so a migrated event
+/// lands on the subject later conditions check.
+fn key_of(event: &Event) -> Option<String> {
+    match event {
+        Event::Moderated(moderated) => Some(super::comment_key(moderated.comment_id)),
+        Event::ClientBanned { ban } => Some(super::client_key(&ban.client_id)),
+        Event::ClientUnbanned { client_id, .. } => Some(super::client_key(client_id)),
+        _ => None,
+    }
+}
+
+/// The subject of an event about `key`.
+fn subject(prefix: &str, key: Option<&str>, event: &Event) -> String {
+    match (key, event) {
+        (Some(key), _) => match key.split_once('/') {
+            Some((kind @ ("comment" | "client"), rest)) => {
+                format!("{prefix}.{kind}.{}", token(rest))
+            }
+            _ => format!("{prefix}.key.{}", token(key)),
+        },
+        (None, Event::Submitted(submitted)) => {
+            format!("{prefix}.article.{}", token(submitted.article_id.as_str()))
+        }
+        (None, _) => format!("{prefix}.admin"),
+    }
+}
+
+impl CommentLog for NatsLog {
+    fn append(&self, batch: Vec<Append>) -> AppendFuture {
+        let shared = self.shared.clone();
+        Box::pin(async move { shared.append(batch).await })
+    }
+
+    fn read_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, Event)>, LogError> {
+        read_after(
+            &self.shared.tree,
+            after,
+            *self.shared.committed.borrow(),
+            limit,
+        )
+    }
+
+    fn get(&self, position: u64) -> Result<Option<Event>, LogError> {
+        if position > *self.shared.committed.borrow() {
+            return Ok(None);
+        }
+        read_event(&self.shared.tree, position)
+    }
+
+    fn find_duplicate(&self, dedup_id: &str) -> Result<Option<u64>, LogError> {
+        find_duplicate(
+            &self.shared.tree,
+            dedup_id,
+            *self.shared.committed.borrow(),
+            self.shared.window,
+        )
+    }
+
+    fn committed(&self) -> watch::Receiver<u64> {
+        self.shared.committed.clone()
+    }
+
+    fn duplicate_window(&self) -> Duration {
+        self.shared.window
+    }
+
+    fn writability(&self) -> watch::Receiver<Writability> {
+        self.shared.writability.clone()
+    }
+
+    fn close(&self) -> std::pin::Pin<Box<dyn Future<Output = Result<(), LogError>> + Send>> {
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            shared.closed.store(true, Ordering::SeqCst);
+            shared.stop.send_replace(true);
+            let tasks =
+                std::mem::take(&mut *shared.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+            for task in tasks {
+                let _ = task.await;
+            }
+            let _ = shared.client.flush().await;
+            shared.tree.flush_async().await.map_err(read_error)?;
+            Ok(())
+        })
+    }
+}
+
+/// One message to publish.
+struct Outgoing {
+    subject: String,
+    headers: HeaderMap,
+    payload: Bytes,
+    /// The key and expected position, for a conflict's message.
+    key: Option<String>,
+}
+
+/// An answer of JetStream to a publish (`PubAck` or an API error).
+#[derive(Debug, Deserialize)]
+struct PublishReply {
+    #[serde(default)]
+    seq: u64,
+    #[serde(default)]
+    count: Option<u64>,
+    #[serde(default)]
+    error: Option<ApiError>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ApiError {
+    #[serde(default)]
+    err_code: u64,
+    #[serde(default)]
+    description: String,
+}
+
+impl Shared {
+    async fn append(&self, batch: Vec<Append>) -> Result<Vec<Appended>, LogError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(LogError::Closed);
+        }
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            return Err(LogError::Unavailable(
+                "the NATS log is unreachable; nothing was appended".to_owned(),
+            ));
+        }
+        let committed = *self.committed.borrow();
+        let mut answers: Vec<Option<Appended>> = vec![None; batch.len()];
+        let mut outgoing = Vec::new();
+        for (index, append) in batch.iter().enumerate() {
+            if let Some(id) = &append.dedup_id
+                && let Some(position) = find_duplicate(&self.tree, id, committed, self.window)?
+            {
+                answers[index] = Some(Appended::Duplicate(position));
+                continue;
+            }
+            outgoing.push((index, self.message(append)?));
+        }
+        let published = match outgoing.len() {
+            0 => Vec::new(),
+            1 => {
+                let (index, message) = outgoing.pop().expect("one message");
+                let single = batch[index].dedup_id.is_some();
+                vec![(index, self.publish_one(message, single).await?)]
+            }
+            _ => {
+                let indexes: Vec<usize> = outgoing.iter().map(|(index, _)| *index).collect();
+                let messages = outgoing.into_iter().map(|(_, message)| message).collect();
+                let positions = self.publish_batch(messages).await?;
+                indexes
+                    .into_iter()
+                    .zip(positions.into_iter().map(Appended::New))
+                    .collect()
+            }
+        };
+        for (index, appended) in published {
+            answers[index] = Some(appended);
+        }
+        let answers: Vec<Appended> = answers.into_iter().flatten().collect();
+        if let Some(last) = answers.iter().map(|a| a.position()).max() {
+            self.wait_mirrored(last).await?;
+        }
+        Ok(answers)
+    }
+
+    /// The message of one append: subject, payload and headers.
+    fn message(&self, append: &Append) -> Result<Outgoing, LogError> {
+        let subject = subject(&self.prefix, append.key.as_deref(), &append.event);
+        let mut headers = HeaderMap::new();
+        if let Some(id) = &append.dedup_id {
+            headers.insert(DEDUP_HEADER, URL_SAFE_NO_PAD.encode(id).as_str());
+        }
+        if let Some(expected) = append.expect {
+            headers.insert(
+                "Nats-Expected-Last-Subject-Sequence",
+                expected.unwrap_or(0).to_string().as_str(),
+            );
+        }
+        if let Some(target) = append.erase {
+            headers.insert(ERASE_HEADER, target.to_string().as_str());
+            // The erased copy, for mirrors that never saw the original.
+            if let Some(Event::Submitted(mut submitted)) = read_event(&self.tree, target)? {
+                submitted.erase();
+                let copy = encode(&Event::Submitted(submitted));
+                headers.insert(ERASED_HEADER, URL_SAFE_NO_PAD.encode(copy).as_str());
+            }
+        }
+        Ok(Outgoing {
+            subject,
+            headers,
+            payload: Bytes::from(encode(&append.event)),
+            key: append.key.clone(),
+        })
+    }
+
+    /// Publishes one message (with `Nats-Msg-Id` when it has a dedup id).
+    async fn publish_one(&self, message: Outgoing, with_id: bool) -> Result<Appended, LogError> {
+        let Outgoing {
+            subject,
+            mut headers,
+            payload,
+            key,
+        } = message;
+        if with_id && let Some(id) = headers.get(DEDUP_HEADER).map(|v| v.as_str().to_owned()) {
+            headers.insert("Nats-Msg-Id", id.as_str());
+        }
+        let publish = PublishMessage::build().payload(payload).headers(headers);
+        let ack = async {
+            self.js
+                .send_publish(subject, publish)
+                .await
+                .map_err(|error| (error.kind(), error.to_string()))?
+                .await
+                .map_err(|error| (error.kind(), error.to_string()))
+        }
+        .await;
+        match ack {
+            Ok(ack) if ack.duplicate => Ok(Appended::Duplicate(ack.sequence)),
+            Ok(ack) => Ok(Appended::New(ack.sequence)),
+            Err((PublishErrorKind::WrongLastSequence, _)) => Err(LogError::Conflict {
+                key: key.unwrap_or_default(),
+            }),
+            Err((_, error)) => Err(unknown_outcome(&error)),
+        }
+    }
+
+    /// Publishes several messages as one atomic batch; their positions.
+    async fn publish_batch(&self, messages: Vec<Outgoing>) -> Result<Vec<u64>, LogError> {
+        let inbox = self.client.new_inbox();
+        let batch_id = inbox.rsplit('.').next().unwrap_or(&inbox).to_owned();
+        let count = messages.len();
+        let conflict_key = messages
+            .iter()
+            .find_map(|message| {
+                message
+                    .headers
+                    .get("Nats-Expected-Last-Subject-Sequence")
+                    .and(message.key.clone())
+            })
+            .unwrap_or_default();
+        let mut reply = None;
+        for (index, message) in messages.into_iter().enumerate() {
+            let mut headers = message.headers;
+            headers.insert("Nats-Batch-Id", batch_id.as_str());
+            headers.insert("Nats-Batch-Sequence", (index + 1).to_string().as_str());
+            if index + 1 < count {
+                self.client
+                    .publish_with_headers(message.subject, headers, message.payload)
+                    .await
+                    .map_err(|error| LogError::Unavailable(format!("publishing: {error}")))?;
+            } else {
+                headers.insert("Nats-Batch-Commit", "1");
+                let answer = tokio::time::timeout(
+                    self.timeout,
+                    self.client
+                        .request_with_headers(message.subject, headers, message.payload),
+                )
+                .await
+                .map_err(|_| unknown_outcome("no acknowledgement in time"))?
+                .map_err(|error| unknown_outcome(&error.to_string()))?;
+                reply = Some(answer);
+            }
+        }
+        let reply = reply.expect("a batch has a last message");
+        let reply: PublishReply = serde_json::from_slice(&reply.payload)
+            .map_err(|error| unknown_outcome(&format!("unreadable acknowledgement: {error}")))?;
+        if let Some(error) = reply.error {
+            return Err(if error.err_code == WRONG_LAST_SEQUENCE {
+                LogError::Conflict { key: conflict_key }
+            } else {
+                LogError::Write(format!(
+                    "the stream refused the batch: {} ({})",
+                    error.description, error.err_code
+                ))
+            });
+        }
+        let stored = reply.count.unwrap_or(count as u64);
+        if stored != count as u64 || reply.seq < stored {
+            return Err(unknown_outcome(&format!(
+                "the stream stored {stored} of {count} events"
+            )));
+        }
+        Ok((reply.seq + 1 - stored..=reply.seq).collect())
+    }
+
+    /// Waits (bounded) until the mirror holds `position`.
+    async fn wait_mirrored(&self, position: u64) -> Result<(), LogError> {
+        let mut committed = self.committed.clone();
+        let mirrored =
+            tokio::time::timeout(MIRROR_PATIENCE, committed.wait_for(|c| *c >= position));
+        if let Ok(Ok(_)) = mirrored.await {
+            return Ok(());
+        }
+        self.resync.notify_one();
+        match tokio::time::timeout(self.timeout, committed.wait_for(|c| *c >= position)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(LogError::Closed),
+            Err(_) => Err(LogError::Unavailable(format!(
+                "position {position} is stored in the stream but this replica has not received it yet; a retry with the same idempotency_key is answered with it"
+            ))),
+        }
+    }
+}
+
+fn unknown_outcome(cause: &str) -> LogError {
+    LogError::Unavailable(format!(
+        "the NATS log did not confirm the append ({cause}); it may or may not be stored"
+    ))
+}
+
+/// A subject token for an id: the id itself when it is made of letters,
+/// digits, `-` and `_`, else `~` and its base64url.
+fn token(id: &str) -> String {
+    if !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        id.to_owned()
+    } else {
+        format!("~{}", URL_SAFE_NO_PAD.encode(id))
+    }
+}
+
+/// Feeds the local mirror from the stream, in sequence order.
+struct Mirror {
+    stream: Stream,
+    tree: sled::Tree,
+    committed: watch::Sender<u64>,
+    caught_up: watch::Sender<bool>,
+    /// The stream's last sequence when it was opened.
+    target: u64,
+    window: Duration,
+}
+
+impl Mirror {
+    async fn run(
+        self,
+        mut progress: u64,
+        mut connected: watch::Receiver<u64>,
+        resync: Arc<tokio::sync::Notify>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let mut last_sweep = std::time::Instant::now();
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            connected.borrow_and_update();
+            let consumer = self
+                .stream
+                .create_consumer(OrderedConfig {
+                    deliver_policy: if progress == 0 {
+                        DeliverPolicy::All
+                    } else {
+                        DeliverPolicy::ByStartSequence {
+                            start_sequence: progress + 1,
+                        }
+                    },
+                    // Short pulls, so a consumer lost with its server is
+                    // noticed (two missed heartbeats) within seconds.
+                    max_expires: PULL_EXPIRY,
+                    ..Default::default()
+                })
+                .await;
+            let messages = match consumer {
+                Ok(consumer) => consumer.messages().await,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot follow the stream; retrying");
+                    if pause(&mut stop).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let mut chunks = match messages {
+                Ok(messages) => messages.ready_chunks(MIRROR_CHUNK),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot follow the stream; retrying");
+                    if pause(&mut stop).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            loop {
+                let chunk = tokio::select! {
+                    chunk = chunks.next() => chunk,
+                    _ = stop.wait_for(|stop| *stop) => return,
+                    // Reconnected, or an append waits for an event the
+                    // consumer has not delivered: follow from where the
+                    // mirror is.
+                    _ = connected.changed() => break,
+                    () = resync.notified() => {
+                        tracing::debug!(progress, "following the stream anew");
+                        break;
+                    }
+                };
+                let Some(chunk) = chunk else { break };
+                let mut failed = false;
+                let mut received = Vec::with_capacity(chunk.len());
+                for item in chunk {
+                    match item {
+                        Ok(message) => received.push(message),
+                        Err(error) => {
+                            tracing::warn!(%error, "following the stream failed; resuming");
+                            failed = true;
+                            break;
+                        }
+                    }
+                }
+                if let Some(last) = self.write(&received).await {
+                    progress = last;
+                    if last >= self.target {
+                        self.caught_up.send_replace(true);
+                    }
+                }
+                if last_sweep.elapsed() >= Duration::from_secs(1) {
+                    let tree = self.tree.clone();
+                    let window = self.window;
+                    let _ = tokio::task::spawn_blocking(move || sweep_expired(&tree, window)).await;
+                    last_sweep = std::time::Instant::now();
+                }
+                if failed {
+                    break;
+                }
+            }
+            if pause(&mut stop).await {
+                return;
+            }
+        }
+    }
+
+    /// Writes received messages to the mirror, advances the committed
+    /// position and erases what removals take down; the last sequence.
+    async fn write(&self, messages: &[jetstream::Message]) -> Option<u64> {
+        let mut batch = sled::Batch::default();
+        let mut last = None;
+        let mut erasures = Vec::new();
+        let mut at_end = false;
+        for message in messages {
+            let Ok(info) = message.info() else { continue };
+            let position = info.stream_sequence;
+            last = Some(position);
+            at_end = info.pending == 0;
+            if let Err(error) = decode_event(position, &message.payload) {
+                tracing::error!(%error, position, subject = %message.subject, "not a commentd event: skipped");
+                continue;
+            }
+            batch.insert(&log_key(position)[..], message.payload.to_vec());
+            let header = |name: &str| {
+                message
+                    .headers
+                    .as_ref()
+                    .and_then(|headers| headers.get(name))
+                    .map(|value| value.as_str().to_owned())
+            };
+            if let Some(id) = header(DEDUP_HEADER)
+                .and_then(|id| URL_SAFE_NO_PAD.decode(id).ok())
+                .and_then(|id| String::from_utf8(id).ok())
+            {
+                let at = u64::try_from(info.published.unix_timestamp()).unwrap_or(0);
+                let (record, by_time) = dedup_keys(&id, at);
+                batch.insert(record, encode(&(position, at)));
+                batch.insert(by_time, &[]);
+            }
+            if let Some(target) = header(ERASE_HEADER).and_then(|t| t.parse::<u64>().ok()) {
+                let copy = header(ERASED_HEADER).and_then(|c| URL_SAFE_NO_PAD.decode(c).ok());
+                let copy = match copy {
+                    Some(copy) => Some(copy),
+                    None => match read_event(&self.tree, target) {
+                        Ok(Some(Event::Submitted(mut submitted))) => {
+                            submitted.erase();
+                            Some(encode(&Event::Submitted(submitted)))
+                        }
+                        _ => None,
+                    },
+                };
+                if let Some(copy) = copy {
+                    batch.insert(&log_key(target)[..], copy);
+                }
+                erasures.push(target);
+            }
+        }
+        let last = last?;
+        batch.insert(PROGRESS, &last.to_be_bytes());
+        let tree = self.tree.clone();
+        let written = tokio::task::spawn_blocking(move || tree.apply_batch(batch)).await;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::error!(%error, "writing the mirror failed");
+                return None;
+            }
+            Err(error) => {
+                tracing::error!(%error, "writing the mirror failed");
+                return None;
+            }
+        }
+        // Before the removal counts as appended: its acknowledgement means
+        // the text is off the stream too.
+        for target in erasures {
+            erase(&self.stream, target).await;
+        }
+        self.committed.send_replace(last);
+        if at_end {
+            self.caught_up.send_replace(true);
+        }
+        Some(last)
+    }
+}
+
+/// Takes a message off the stream (JetStream overwrites it on disk); a
+/// message already gone is fine (every replica erases what it mirrors).
+async fn erase(stream: &Stream, position: u64) {
+    if let Err(error) = stream.delete_message(position).await {
+        tracing::debug!(%error, position, "erasing a removed text from the stream");
+    }
+}
+
+/// Waits a moment before retrying; true when stopping.
+async fn pause(stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(Duration::from_millis(500)) => false,
+        _ = stop.wait_for(|stop| *stop) => true,
+    }
+}
+
+/// Reports whether the stream takes appends: connected, and its leader
+/// answers (a stream without a quorum has none).
+async fn watch_reachability(
+    client: async_nats::Client,
+    mut stream: Stream,
+    writability: watch::Sender<Writability>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let state = if client.connection_state() != async_nats::connection::State::Connected {
+            Writability::Unreachable("not connected to NATS".to_owned())
+        } else {
+            match tokio::time::timeout(Duration::from_secs(2), stream.info()).await {
+                Ok(Ok(_)) => Writability::Writable,
+                Ok(Err(error)) => Writability::Unreachable(format!("the stream: {error}")),
+                Err(_) => Writability::Unreachable("the stream does not answer".to_owned()),
+            }
+        };
+        writability.send_if_modified(|current| {
+            if *current == state {
+                return false;
+            }
+            match &state {
+                Writability::Writable => tracing::info!("the NATS log is reachable"),
+                other => tracing::warn!(?other, "the NATS log is unreachable"),
+            }
+            *current = state;
+            true
+        });
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing;
+
+#[cfg(test)]
+mod tests {
+    use super::testing::open_nats;
+
+    crate::conformance_suite!(open_nats);
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_erased_text_leaves_the_stream_and_new_mirrors_keep_the_audit() {
+        use crate::store::{Append, CommentLog, Event, comment_key, conformance};
+        let (first, second) = (
+            tempfile::TempDir::new().unwrap(),
+            tempfile::TempDir::new().unwrap(),
+        );
+        let stream = "ERASURE";
+        let log = super::testing::open_nats_stream(first.path(), stream);
+        let written = log
+            .append(vec![Append::new(conformance::submission(
+                "Text to take down.",
+            ))])
+            .await
+            .unwrap()[0]
+            .position();
+        log.append(vec![
+            Append::new(conformance::event(1))
+                .expecting(comment_key(crate::domain::CommentId::new(written)), None)
+                .erasing(written),
+        ])
+        .await
+        .unwrap();
+        let client = async_nats::connect(super::testing::server_urls())
+            .await
+            .unwrap();
+        let stream_handle = async_nats::jetstream::new(client)
+            .get_stream(stream)
+            .await
+            .unwrap();
+        let held = stream_handle.get_raw_message(written).await;
+        assert!(held.is_err(), "the stream still holds the text: {held:?}");
+        assert!(
+            stream_handle.get_raw_message(written + 1).await.is_ok(),
+            "the removal itself stays"
+        );
+        // A replica that never saw the original keeps the audit entry.
+        let late = super::testing::open_nats_stream(second.path(), stream);
+        let Some(Event::Submitted(erased)) = late.get(written).unwrap() else {
+            panic!("no audit entry at {written}")
+        };
+        assert_eq!(erased.text, None);
+        assert_eq!(erased.verdict.decision, crate::domain::Decision::Approved);
+    }
+
+    #[test]
+    fn tokens_are_subject_safe() {
+        assert_eq!(super::token("article-1_x"), "article-1_x");
+        assert_eq!(super::token("a.b"), format!("~{}", "YS5i"));
+        assert!(super::token("news/2026 >*").starts_with('~'));
+    }
+}
