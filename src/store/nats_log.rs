@@ -806,11 +806,16 @@ impl Mirror {
                         }
                     }
                 }
-                if let Some(last) = self.write(&received).await {
-                    progress = last;
-                    if last >= self.target {
-                        self.caught_up.send_replace(true);
+                match self.write(&received).await {
+                    Ok(Some(last)) => {
+                        progress = last;
+                        if last >= self.target {
+                            self.caught_up.send_replace(true);
+                        }
                     }
+                    Ok(None) => {}
+                    // Follow again from what the mirror holds.
+                    Err(()) => failed = true,
                 }
                 if last_sweep.elapsed() >= Duration::from_secs(1) {
                     let tree = self.tree.clone();
@@ -829,8 +834,9 @@ impl Mirror {
     }
 
     /// Writes received messages to the mirror, advances the committed
-    /// position and erases what removals take down; the last sequence.
-    async fn write(&self, messages: &[jetstream::Message]) -> Option<u64> {
+    /// position and erases what removals take down; the last sequence
+    /// (`Err` when the mirror could not be written).
+    async fn write(&self, messages: &[jetstream::Message]) -> Result<Option<u64>, ()> {
         let mut batch = sled::Batch::default();
         let mut last = None;
         let mut erasures = Vec::new();
@@ -879,7 +885,7 @@ impl Mirror {
                 erasures.push(target);
             }
         }
-        let last = last?;
+        let Some(last) = last else { return Ok(None) };
         batch.insert(PROGRESS, &last.to_be_bytes());
         let tree = self.tree.clone();
         let written = tokio::task::spawn_blocking(move || tree.apply_batch(batch)).await;
@@ -887,11 +893,11 @@ impl Mirror {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
                 tracing::error!(%error, "writing the mirror failed");
-                return None;
+                return Err(());
             }
             Err(error) => {
                 tracing::error!(%error, "writing the mirror failed");
-                return None;
+                return Err(());
             }
         }
         // Before the removal counts as appended: its acknowledgement means
@@ -903,7 +909,7 @@ impl Mirror {
         if at_end {
             self.caught_up.send_replace(true);
         }
-        Some(last)
+        Ok(Some(last))
     }
 }
 
@@ -1011,6 +1017,56 @@ mod tests {
         };
         assert_eq!(erased.text, None);
         assert_eq!(erased.verdict.decision, crate::domain::Decision::Approved);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_message_that_is_not_an_event_is_skipped_and_the_views_keep_up() {
+        use std::sync::Arc;
+
+        use crate::store::{Append, CommentLog, Store, conformance};
+        let dir = tempfile::TempDir::new().unwrap();
+        let (db, log) = super::testing::open_nats_db(dir.path(), "JUNK");
+        let log = Arc::new(log);
+        let store = Store::with_log(db, log.clone(), Box::new(|_, _| {})).unwrap();
+        let client = async_nats::connect(super::testing::server_urls())
+            .await
+            .unwrap();
+        let js = async_nats::jetstream::new(client);
+        let junk = js.publish("junk.x", "not an event".into()).await.unwrap();
+        let junk = junk.await.unwrap().sequence;
+        let appended = store
+            .append_one(Append::new(conformance::event(1)))
+            .await
+            .unwrap()
+            .position();
+        assert!(appended > junk);
+        let read: Vec<u64> = log
+            .read_after(0, 10)
+            .unwrap()
+            .iter()
+            .map(|(p, _)| *p)
+            .collect();
+        assert_eq!(
+            read,
+            vec![appended],
+            "the junk took a position but holds no event"
+        );
+        // A trailing gap: the views still count as caught up.
+        let trailing = js.publish("junk.y", "not an event".into()).await.unwrap();
+        let trailing = trailing.await.unwrap().sequence;
+        let mut committed = log.committed();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            committed.wait_for(|c| *c >= trailing),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), store.caught_up())
+            .await
+            .expect("the views reach the committed position")
+            .unwrap();
+        assert_eq!(store.last_position(), trailing);
     }
 
     #[test]

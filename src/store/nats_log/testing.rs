@@ -46,6 +46,11 @@ pub fn open_nats(dir: &Path) -> NatsLog {
 
 /// A NATS log of `stream`, mirrored into a sled db in `dir`.
 pub fn open_nats_stream(dir: &Path, stream: &str) -> NatsLog {
+    open_nats_db(dir, stream).1
+}
+
+/// The sled db in `dir` and a NATS log of `stream` mirrored into it.
+pub fn open_nats_db(dir: &Path, stream: &str) -> (sled::Db, NatsLog) {
     let db = (0..100)
         .find_map(|_| {
             sled::Config::new().path(dir).open().ok().or_else(|| {
@@ -54,7 +59,7 @@ pub fn open_nats_stream(dir: &Path, stream: &str) -> NatsLog {
             })
         })
         .expect("the sled folder stayed locked");
-    tokio::task::block_in_place(|| {
+    let log = tokio::task::block_in_place(|| {
         tokio::runtime::Handle::current().block_on(NatsLog::open(
             &db,
             NatsLogOptions {
@@ -66,5 +71,6 @@ pub fn open_nats_stream(dir: &Path, stream: &str) -> NatsLog {
             },
         ))
     })
-    .unwrap()
+    .unwrap();
+    (db, log)
 }
