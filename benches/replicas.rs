@@ -60,6 +60,7 @@ fn options(urls: &str, stream: &str) -> NatsLogOptions {
         replicas: 3,
         duplicate_window: Duration::from_secs(3600),
         timeout: Duration::from_secs(10),
+        metrics: Default::default(),
     }
 }
 

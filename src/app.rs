@@ -369,6 +369,7 @@ async fn open_store(
                 replicas: *replicas,
                 duplicate_window: options.idempotency_ttl,
                 timeout: *timeout,
+                metrics: options.commit_metrics.clone(),
             },
             on_commit,
         )

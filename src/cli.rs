@@ -56,6 +56,7 @@ pub async fn migrate_to_nats(args: &MigrateArgs) -> anyhow::Result<()> {
                 replicas,
                 duplicate_window: StoreOptions::default().idempotency_ttl,
                 timeout,
+                metrics: crate::metrics::CommitMetrics::default(),
             },
         )
         .await?;

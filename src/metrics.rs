@@ -238,7 +238,7 @@ impl Metrics {
         );
         r.register_with_unit(
             "commit_duration",
-            "Time to write and sync one group commit",
+            "Time to write and sync one group commit (with a NATS log: to acknowledged and mirrored)",
             Unit::Seconds,
             metrics.commits.duration.clone(),
         );

@@ -216,7 +216,7 @@ impl Store {
         log: Arc<dyn CommentLog>,
         on_commit: CommitListener,
     ) -> Result<Self> {
-        let views = db.open_tree("views.v2")?;
+        let views = db.open_tree(views::TREE)?;
         let applied = views::applied(&views)?;
         let (state_tx, state) = watch::channel(ViewsState {
             applied,
@@ -632,7 +632,7 @@ impl Store {
     pub fn rebuild_views(path: &Path) -> Result<()> {
         let db = sled::Config::new().path(path).open()?;
         migrate::to_current(&db)?;
-        db.drop_tree("views.v2")?;
+        db.drop_tree(views::TREE)?;
         db.flush()?;
         Ok(())
     }

@@ -55,6 +55,8 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::{sync::watch, task::JoinHandle};
 
+use crate::metrics::CommitMetrics;
+
 use super::{
     event::{Event, encode, u64_at_end},
     log::{Append, AppendFuture, Appended, CommentLog, LogError, Writability},
@@ -81,6 +83,8 @@ const MIRROR_CHUNK: usize = 1024;
 const MIRROR_TREE: &str = "nats-mirror.v1";
 const PROGRESS: &[u8] = b"p";
 const STREAM_IDENTITY: &[u8] = b"s";
+/// Most messages in one atomic batch (nats-server's limit).
+const MAX_BATCH: usize = 1000;
 /// JetStream's error code for a failed `Nats-Expected-Last-*` check.
 const WRONG_LAST_SEQUENCE: u64 = 10071;
 
@@ -101,6 +105,9 @@ pub struct NatsLogOptions {
     pub duplicate_window: Duration,
     /// Longest wait for an acknowledgement or an API answer.
     pub timeout: Duration,
+    /// Where appends are reported (as the embedded log's group commits:
+    /// events per publish, time to acknowledged and mirrored, failures).
+    pub metrics: CommitMetrics,
 }
 
 /// The JetStream log. Cheap to clone.
@@ -118,6 +125,7 @@ struct Shared {
     writability: watch::Receiver<Writability>,
     window: Duration,
     timeout: Duration,
+    metrics: CommitMetrics,
     closed: AtomicBool,
     /// Asks the mirror to follow the stream anew.
     resync: Arc<tokio::sync::Notify>,
@@ -157,7 +165,7 @@ impl NatsLog {
             if !tree.is_empty() {
                 tracing::warn!(stream = %options.stream, "the data dir mirrored another stream: mirroring again");
                 tree.clear().map_err(read_error)?;
-                db.drop_tree("views.v2").map_err(read_error)?;
+                db.drop_tree(super::views::TREE).map_err(read_error)?;
             }
             tree.insert(STREAM_IDENTITY, identity.as_bytes())
                 .map_err(read_error)?;
@@ -179,6 +187,7 @@ impl NatsLog {
             writability,
             window: options.duplicate_window,
             timeout: options.timeout,
+            metrics: options.metrics.clone(),
             closed: AtomicBool::new(false),
             resync: Arc::new(tokio::sync::Notify::new()),
             stop,
@@ -485,7 +494,7 @@ struct Outgoing {
     subject: String,
     headers: HeaderMap,
     payload: Bytes,
-    /// The key and expected position, for a conflict's message.
+    /// The key the event is about, named by a conflict.
     key: Option<String>,
 }
 
@@ -509,7 +518,32 @@ struct ApiError {
 }
 
 impl Shared {
+    /// [`Shared::publish`], reported to the metrics.
     async fn append(&self, batch: Vec<Append>) -> Result<Vec<Appended>, LogError> {
+        let started = std::time::Instant::now();
+        let appended = self.publish(batch).await;
+        match &appended {
+            Ok(appended) => {
+                let new = appended
+                    .iter()
+                    .filter(|a| matches!(a, Appended::New(_)))
+                    .count();
+                if new > 0 {
+                    self.metrics.batch_appends.observe(new as f64);
+                    self.metrics
+                        .duration
+                        .observe(started.elapsed().as_secs_f64());
+                }
+            }
+            Err(LogError::Conflict { .. } | LogError::Closed) => {}
+            Err(_) => {
+                self.metrics.errors.inc();
+            }
+        }
+        appended
+    }
+
+    async fn publish(&self, batch: Vec<Append>) -> Result<Vec<Appended>, LogError> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
@@ -623,6 +657,12 @@ impl Shared {
 
     /// Publishes several messages as one atomic batch; their positions.
     async fn publish_batch(&self, messages: Vec<Outgoing>) -> Result<Vec<u64>, LogError> {
+        if messages.len() > MAX_BATCH {
+            return Err(LogError::Write(format!(
+                "{} events at once are more than the stream takes in one atomic batch ({MAX_BATCH}); nothing was appended",
+                messages.len()
+            )));
+        }
         let inbox = self.client.new_inbox();
         let batch_id = inbox.rsplit('.').next().unwrap_or(&inbox).to_owned();
         let count = messages.len();
@@ -761,7 +801,14 @@ impl Mirror {
                 })
                 .await;
             let messages = match consumer {
-                Ok(consumer) => consumer.messages().await,
+                Ok(consumer) => {
+                    // Nothing left to deliver (the tail may be deleted
+                    // messages, which no consumer delivers): caught up.
+                    if consumer.cached_info().num_pending == 0 {
+                        self.caught_up.send_replace(true);
+                    }
+                    consumer.messages().await
+                }
                 Err(error) => {
                     tracing::warn!(%error, "cannot follow the stream; retrying");
                     if pause(&mut stop).await {
@@ -1067,6 +1114,45 @@ mod tests {
             .expect("the views reach the committed position")
             .unwrap();
         assert_eq!(store.last_position(), trailing);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_new_replica_opens_when_the_stream_ends_with_deleted_messages() {
+        use crate::store::{Append, CommentLog, conformance};
+        let (first, second) = (
+            tempfile::TempDir::new().unwrap(),
+            tempfile::TempDir::new().unwrap(),
+        );
+        let log = super::testing::open_nats_stream(first.path(), "TAIL");
+        let written = log
+            .append((0..3).map(|n| Append::new(conformance::event(n))).collect())
+            .await
+            .unwrap();
+        let client = async_nats::connect(super::testing::server_urls())
+            .await
+            .unwrap();
+        let stream = async_nats::jetstream::new(client)
+            .get_stream("TAIL")
+            .await
+            .unwrap();
+        // Every message gone: the consumer delivers nothing at all.
+        for appended in &written {
+            stream.delete_message(appended.position()).await.unwrap();
+        }
+        let late = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            tokio::task::spawn_blocking({
+                let dir = second.path().to_owned();
+                move || {
+                    tokio::runtime::Handle::current()
+                        .block_on(async { super::testing::open_nats_stream(&dir, "TAIL") })
+                }
+            }),
+        )
+        .await
+        .expect("opening does not wait for deleted messages")
+        .unwrap();
+        assert_eq!(late.read_after(0, 10).unwrap(), vec![]);
     }
 
     #[test]

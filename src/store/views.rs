@@ -30,6 +30,8 @@ use crate::domain::{
     Term,
 };
 
+/// The tree of the views (derivable from the log: dropped to rebuild).
+pub(super) const TREE: &str = "views.v2";
 pub(super) const APPLIED: &[u8] = b"@";
 pub(super) const LISTING: u8 = b'A';
 pub(super) const STATUS: u8 = b'L';

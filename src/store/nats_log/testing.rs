@@ -68,6 +68,7 @@ pub fn open_nats_db(dir: &Path, stream: &str) -> (sled::Db, NatsLog) {
                 replicas: 1,
                 duplicate_window: Duration::from_secs(3600),
                 timeout: Duration::from_secs(5),
+                metrics: Default::default(),
             },
         ))
     })
