@@ -14,6 +14,8 @@
 //! (needs nats-server 2.12+ on PATH or in NATS_SERVER).
 
 mod common;
+#[path = "common/events.rs"]
+mod events;
 #[path = "../tests/support/nats.rs"]
 mod nats;
 
@@ -24,34 +26,11 @@ use std::{
 
 use bytes::Bytes;
 use commentd::{
-    domain::{ArticleEvent, ArticleId, AuthorName, ClientId, CommentText, Decision, Verdict},
-    store::{
-        Append, Event, Store, StoreOptions, Submitted, event::encode, nats_log::NatsLogOptions,
-    },
+    domain::ArticleEvent,
+    store::{Append, Store, StoreOptions, event::encode, nats_log::NatsLogOptions},
 };
 use common::arg;
-
-/// 260 characters, as in the other benchmarks.
-const TEXT: &str = "The council's budget report leaves out the cost of the new bus depot, \
-which the transport committee estimated at four million last spring. Could the paper ask \
-why that figure is missing, and whether the depot is still planned for next year at all?";
-
-fn submission(worker: usize, count: u64) -> Event {
-    Event::Submitted(Submitted {
-        article_id: ArticleId::parse(&format!("bench/{}", worker % 8)).unwrap(),
-        author_name: Some(AuthorName::parse("Bench").unwrap()),
-        text: Some(CommentText::parse(TEXT, 5000).unwrap()),
-        parent_id: None,
-        client_id: ClientId::parse(&format!("bench-{worker}")).unwrap(),
-        time: SystemTime::now(),
-        verdict: Verdict {
-            decision: Decision::Approved,
-            reasons: vec![],
-            censored_text: None,
-        },
-        fingerprint: count,
-    })
-}
+use events::approved_submission;
 
 fn options(urls: &str, stream: &str) -> NatsLogOptions {
     NatsLogOptions {
@@ -115,7 +94,7 @@ async fn main() -> anyhow::Result<()> {
                     while Instant::now() < deadline {
                         let sent = Instant::now();
                         store
-                            .append_one(Append::new(submission(worker, count)))
+                            .append_one(Append::new(approved_submission(worker, count)))
                             .await
                             .unwrap();
                         latencies.push(sent.elapsed());
@@ -161,7 +140,7 @@ async fn main() -> anyhow::Result<()> {
             ..Default::default()
         })
         .await?;
-        let payload = Bytes::from(encode(&submission(0, 0)));
+        let payload = Bytes::from(encode(&approved_submission(0, 0)));
         let started = Instant::now();
         let mut pending = std::collections::VecDeque::new();
         for n in 0..catch_up {

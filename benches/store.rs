@@ -8,22 +8,17 @@
 //! the floor of what the views cost.
 
 mod common;
+#[path = "common/events.rs"]
+mod events;
 
 use std::{
     sync::Arc,
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, Instant},
 };
 
-use commentd::{
-    domain::{ArticleId, AuthorName, ClientId, CommentText, Decision, Verdict},
-    store::{Append, CommentLog, Event, SledLog, Store, StoreOptions, Submitted},
-};
+use commentd::store::{Append, CommentLog, SledLog, Store, StoreOptions};
 use common::arg;
-
-/// 260 characters, as in the gRPC benchmark.
-const TEXT: &str = "The council's budget report leaves out the cost of the new bus depot, \
-which the transport committee estimated at four million last spring. Could the paper ask \
-why that figure is missing, and whether the depot is still planned for next year at all?";
+use events::approved_submission;
 
 fn write_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/io")
@@ -61,32 +56,18 @@ async fn main() -> anyhow::Result<()> {
             })
         })
     };
-    let approved = Arc::new(Verdict {
-        decision: Decision::Approved,
-        reasons: vec![],
-        censored_text: None,
-    });
     let written_before = write_bytes();
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let workers: Vec<_> = (0..concurrency)
         .map(|worker| {
             let append = appender.clone();
-            let approved = approved.clone();
             tokio::spawn(async move {
                 let mut count = 0u64;
                 while Instant::now() < deadline {
-                    let event = Event::Submitted(Submitted {
-                        article_id: ArticleId::parse(&format!("bench/{}", worker % 8)).unwrap(),
-                        author_name: Some(AuthorName::parse("Bench").unwrap()),
-                        text: Some(CommentText::parse(TEXT, 5000).unwrap()),
-                        parent_id: None,
-                        client_id: ClientId::parse(&format!("bench-{worker}")).unwrap(),
-                        time: SystemTime::now(),
-                        verdict: Verdict::clone(&approved),
-                        fingerprint: count,
-                    });
-                    append(Append::new(event)).await.unwrap();
+                    append(Append::new(approved_submission(worker as usize, count)))
+                        .await
+                        .unwrap();
                     count += 1;
                 }
                 count

@@ -313,26 +313,7 @@ pub async fn submit_approved(client: &mut Client, article: &str, text: &str) -> 
     response.comment.expect("approved comment is returned")
 }
 
-pub async fn list_all(client: &mut Client, article: &str) -> Vec<pb::Comment> {
-    let mut comments = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let page = client
-            .list_comments(pb::ListCommentsRequest {
-                article_id: article.to_owned(),
-                page_size: 200,
-                page_token,
-            })
-            .await
-            .expect("list succeeds")
-            .into_inner();
-        comments.extend(page.comments);
-        if page.next_page_token.is_empty() {
-            return comments;
-        }
-        page_token = page.next_page_token;
-    }
-}
+pub use crate::pages::list_all;
 
 /// The release-style binary as a child process, for crash tests.
 pub struct ServerProcess {

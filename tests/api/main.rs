@@ -10,6 +10,8 @@ mod hostile;
 mod listing;
 mod metrics;
 mod moderation;
+#[path = "../support/pages.rs"]
+mod pages;
 mod screening;
 mod streaming;
 mod submission;

@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{all_comments, nats::NatsCluster, replica, submission, wait_for_comments};
+use crate::{list_all, nats::NatsCluster, replica, submission, wait_for_comments};
 
 const WRITERS: usize = 4;
 const PER_WRITER: usize = 150;
@@ -152,7 +152,7 @@ async fn killing_the_stream_leader_loses_and_duplicates_nothing() {
     // And the replicas still serve reads.
     let mut client = replicas[0].client().await;
     assert_eq!(
-        all_comments(&mut client, "failover").await.len(),
+        list_all(&mut client, "failover").await.len(),
         acknowledged.len()
     );
 }

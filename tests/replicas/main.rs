@@ -10,6 +10,8 @@
 
 #[path = "../support/nats.rs"]
 mod nats;
+#[path = "../support/pages.rs"]
+mod pages;
 #[path = "../hostile/server.rs"]
 mod server;
 
@@ -22,7 +24,8 @@ use std::{path::PathBuf, sync::OnceLock, time::Duration};
 
 use commentd::api::pb::{self, moderation_service_client::ModerationServiceClient};
 use nats::NatsCluster;
-use server::{Client, Server};
+use pages::list_all;
+use server::Server;
 use tonic::{Request, transport::Channel};
 
 const TOKEN: &str = "replica-tests-token-0123456789abcdef";
@@ -79,28 +82,6 @@ fn submission(article: &str, client: &str, text: &str, key: &str) -> pb::SubmitC
     }
 }
 
-/// Every comment of `article`, oldest first, following the pages.
-async fn all_comments(client: &mut Client, article: &str) -> Vec<pb::Comment> {
-    let mut comments = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let page = client
-            .list_comments(pb::ListCommentsRequest {
-                article_id: article.to_owned(),
-                page_size: 100,
-                page_token,
-            })
-            .await
-            .expect("listing")
-            .into_inner();
-        comments.extend(page.comments);
-        if page.next_page_token.is_empty() {
-            return comments;
-        }
-        page_token = page.next_page_token;
-    }
-}
-
 /// Polls `listing` until it holds `count` comments (or the time is up).
 async fn wait_for_comments(
     server: &Server,
@@ -111,7 +92,7 @@ async fn wait_for_comments(
     let mut client = server.client().await;
     let deadline = tokio::time::Instant::now() + limit;
     loop {
-        let comments = all_comments(&mut client, article).await;
+        let comments = list_all(&mut client, article).await;
         if comments.len() >= count || tokio::time::Instant::now() >= deadline {
             return comments;
         }

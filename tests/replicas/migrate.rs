@@ -4,9 +4,7 @@
 
 use std::process::Command;
 
-use crate::{
-    all_comments, nats::NatsCluster, replica, server::Server, submission, wait_for_comments,
-};
+use crate::{list_all, nats::NatsCluster, replica, server::Server, submission, wait_for_comments};
 
 fn migrate(data_dir: &std::path::Path, urls: &str) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_commentd"))
@@ -44,7 +42,7 @@ async fn a_single_node_data_dir_moves_into_the_stream_with_its_ids() {
                 .await
                 .expect("stored");
         }
-        all_comments(&mut client, "moving").await
+        list_all(&mut client, "moving").await
         // kill -9 here: what was acknowledged is on disk
     };
     assert_eq!(before.len(), 30);
