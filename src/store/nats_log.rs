@@ -71,6 +71,11 @@ use super::{
 pub const MAX_SERVER_DUPLICATE_WINDOW: Duration = Duration::from_secs(600);
 /// Longest pull of the mirror's consumer.
 const PULL_EXPIRY: Duration = Duration::from_secs(4);
+/// Checks (a second apart) of a mirror behind the stream and not moving
+/// before it is asked to follow the stream anew.
+const STALL_CHECKS: u32 = 3;
+/// Longest wait for the stream to create the mirror's consumer.
+const FOLLOW_TIMEOUT: Duration = Duration::from_secs(1);
 /// An acknowledged append not mirrored after this makes the mirror follow
 /// the stream anew (its consumer may have died with a server).
 const MIRROR_PATIENCE: Duration = Duration::from_millis(750);
@@ -207,6 +212,8 @@ impl NatsLog {
                 shared.client.clone(),
                 stream,
                 writability_tx,
+                shared.committed.clone(),
+                shared.resync.clone(),
                 stop_rx,
             )),
         ];
@@ -784,9 +791,11 @@ impl Mirror {
                 return;
             }
             connected.borrow_and_update();
-            let consumer = self
-                .stream
-                .create_consumer(OrderedConfig {
+            // Asked again soon when it fails: during a leader election
+            // the request waits for no answer.
+            let consumer = tokio::time::timeout(
+                FOLLOW_TIMEOUT,
+                self.stream.create_consumer(OrderedConfig {
                     deliver_policy: if progress == 0 {
                         DeliverPolicy::All
                     } else {
@@ -798,10 +807,18 @@ impl Mirror {
                     // noticed (two missed heartbeats) within seconds.
                     max_expires: PULL_EXPIRY,
                     ..Default::default()
-                })
-                .await;
+                }),
+            )
+            .await;
             let messages = match consumer {
-                Ok(consumer) => {
+                Err(_) => {
+                    tracing::debug!("following the stream timed out; retrying");
+                    if pause(&mut stop).await {
+                        return;
+                    }
+                    continue;
+                }
+                Ok(Ok(consumer)) => {
                     // Nothing left to deliver (the tail may be deleted
                     // messages, which no consumer delivers): caught up.
                     if consumer.cached_info().num_pending == 0 {
@@ -809,7 +826,7 @@ impl Mirror {
                     }
                     consumer.messages().await
                 }
-                Err(error) => {
+                Ok(Err(error)) => {
                     tracing::warn!(%error, "cannot follow the stream; retrying");
                     if pause(&mut stop).await {
                         return;
@@ -978,18 +995,39 @@ async fn pause(stop: &mut watch::Receiver<bool>) -> bool {
 
 /// Reports whether the stream takes appends: connected, and its leader
 /// answers (a stream without a quorum has none).
+///
+/// Also watches the mirror: when the stream holds more than the mirror and
+/// the mirror has not moved for [`STALL_CHECKS`] checks (its consumer died
+/// with a server and nothing noticed yet), it asks the mirror to follow the
+/// stream anew, once for each such state.
 async fn watch_reachability(
     client: async_nats::Client,
     mut stream: Stream,
     writability: watch::Sender<Writability>,
+    committed: watch::Receiver<u64>,
+    resync: Arc<tokio::sync::Notify>,
     mut stop: watch::Receiver<bool>,
 ) {
+    // The stream's last sequence, the mirror's, and how many checks saw them.
+    let mut behind = (0, 0, 0);
     loop {
         let state = if client.connection_state() != async_nats::connection::State::Connected {
             Writability::Unreachable("not connected to NATS".to_owned())
         } else {
             match tokio::time::timeout(Duration::from_secs(2), stream.info()).await {
-                Ok(Ok(_)) => Writability::Writable,
+                Ok(Ok(info)) => {
+                    let seen = (info.state.last_sequence, *committed.borrow());
+                    if seen.0 > seen.1 && (seen.0, seen.1) == (behind.0, behind.1) {
+                        behind.2 += 1;
+                        if behind.2 == STALL_CHECKS {
+                            tracing::debug!(stream = seen.0, mirror = seen.1, "the mirror stalled");
+                            resync.notify_one();
+                        }
+                    } else {
+                        behind = (seen.0, seen.1, 0);
+                    }
+                    Writability::Writable
+                }
                 Ok(Err(error)) => Writability::Unreachable(format!("the stream: {error}")),
                 Err(_) => Writability::Unreachable("the stream does not answer".to_owned()),
             }

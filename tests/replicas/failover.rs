@@ -106,7 +106,7 @@ async fn killing_the_stream_leader_loses_and_duplicates_nothing() {
     }
     assert!(stall < Duration::from_secs(10), "write stall {stall:?}");
 
-    for server in &replicas {
+    for (index, server) in replicas.iter().enumerate() {
         let comments = wait_for_comments(
             server,
             "failover",
@@ -124,7 +124,9 @@ async fn killing_the_stream_leader_loses_and_duplicates_nothing() {
             assert_eq!(
                 found.map(|c| &c.text),
                 Some(text),
-                "acknowledged {id} is there"
+                "acknowledged {id} is on replica {index}, which lists {} of {}",
+                comments.len(),
+                acknowledged.len()
             );
         }
         assert_eq!(comments.len(), acknowledged.len());
