@@ -72,16 +72,39 @@ async fn a_comment_submitted_to_one_replica_reaches_subscribers_of_another() {
 async fn moderation_state_flows_through_the_log() {
     let cluster = NatsCluster::start(3);
     let (a, b) = (replica(&cluster), replica(&cluster));
-    moderator(&a)
+    let mut client_b = b.client().await;
+    let mut published = Vec::new();
+    for n in 0..2 {
+        let stored = client_b
+            .submit_comment(submission(
+                "state",
+                "troll",
+                &format!("An early comment number {n} before the trouble."),
+                "",
+            ))
+            .await
+            .expect("stored")
+            .into_inner();
+        published.push(stored.comment.unwrap().id);
+    }
+    // Wait until A lists them, then ban with removals: the ban and both
+    // removals are one atomic batch with a condition on each comment.
+    crate::wait_for_comments(&a, "state", 2, Duration::from_secs(10)).await;
+    let banned = moderator(&a)
         .await
         .ban_client(authorised(pb::BanClientRequest {
             client_id: "troll".to_owned(),
             reason: "abuse".to_owned(),
+            remove_comments: true,
             ..Default::default()
         }))
         .await
-        .expect("A bans");
-    let mut client_b = b.client().await;
+        .expect("A bans")
+        .into_inner();
+    assert_eq!(banned.removed_comment_ids, published);
+    let listed =
+        crate::wait_for_comments(&b, "state", usize::MAX, Duration::from_millis(500)).await;
+    assert!(listed.is_empty(), "B still lists {listed:?}");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let verdict = client_b
