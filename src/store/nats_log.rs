@@ -665,7 +665,7 @@ impl Shared {
     /// Publishes several messages as one atomic batch; their positions.
     async fn publish_batch(&self, messages: Vec<Outgoing>) -> Result<Vec<u64>, LogError> {
         if messages.len() > MAX_BATCH {
-            return Err(LogError::Write(format!(
+            return Err(LogError::Unavailable(format!(
                 "{} events at once are more than the stream takes in one atomic batch ({MAX_BATCH}); nothing was appended",
                 messages.len()
             )));
@@ -712,8 +712,8 @@ impl Shared {
             return Err(if error.err_code == WRONG_LAST_SEQUENCE {
                 LogError::Conflict { key: conflict_key }
             } else {
-                LogError::Write(format!(
-                    "the stream refused the batch: {} ({})",
+                LogError::Unavailable(format!(
+                    "the stream refused the batch, so nothing was appended: {} ({})",
                     error.description, error.err_code
                 ))
             });
