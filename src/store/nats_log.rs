@@ -31,7 +31,7 @@
 //!   that never saw the original.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -61,8 +61,8 @@ use super::{
     event::{Event, encode, u64_at_end},
     log::{Append, AppendFuture, Appended, CommentLog, LogError, Writability},
     sled_log::{
-        decode_event, dedup_keys, dedup_records, find_duplicate, log_key, read_after, read_error,
-        read_event, sweep_expired,
+        decode_event, dedup_keys, dedup_records, find_duplicate, log_key, read_after, read_dedup,
+        read_error, read_event, sweep_expired,
     },
 };
 
@@ -124,6 +124,7 @@ pub struct NatsLog {
 struct Shared {
     client: async_nats::Client,
     js: jetstream::Context,
+    stream: Stream,
     prefix: String,
     tree: sled::Tree,
     committed: watch::Receiver<u64>,
@@ -167,13 +168,16 @@ impl NatsLog {
             info.created.unix_timestamp_nanos()
         );
         if tree.get(STREAM_IDENTITY).map_err(read_error)?.as_deref() != Some(identity.as_bytes()) {
+            // Views first: a crash in between leaves an unmarked mirror,
+            // which the next open clears again.
             if !tree.is_empty() {
                 tracing::warn!(stream = %options.stream, "the data dir mirrored another stream: mirroring again");
-                tree.clear().map_err(read_error)?;
-                db.drop_tree(super::views::TREE).map_err(read_error)?;
             }
+            db.drop_tree(super::views::TREE).map_err(read_error)?;
+            tree.clear().map_err(read_error)?;
             tree.insert(STREAM_IDENTITY, identity.as_bytes())
                 .map_err(read_error)?;
+            db.flush().map_err(read_error)?;
         }
         let progress = tree
             .get(PROGRESS)
@@ -186,6 +190,7 @@ impl NatsLog {
         let shared = Arc::new(Shared {
             client,
             js,
+            stream: stream.clone(),
             prefix,
             tree,
             committed,
@@ -598,6 +603,17 @@ impl Shared {
         if let Some(last) = answers.iter().map(|a| a.position()).max() {
             self.wait_mirrored(last).await?;
         }
+        // A removal is answered once its text is off the stream too (the
+        // other replicas erase again should this one fail or crash first).
+        let targets: Vec<u64> = batch
+            .iter()
+            .zip(&answers)
+            .filter(|(_, appended)| matches!(appended, Appended::New(_)))
+            .filter_map(|(append, _)| append.erase)
+            .collect();
+        if !targets.is_empty() {
+            erase(&self.stream, &targets, self.timeout).await;
+        }
         Ok(answers)
     }
 
@@ -724,7 +740,7 @@ impl Shared {
                 "the stream stored {stored} of {count} events"
             )));
         }
-        Ok((reply.seq + 1 - stored..=reply.seq).collect())
+        Ok((reply.seq - (stored - 1)..=reply.seq).collect())
     }
 
     /// Waits (bounded) until the mirror holds `position`.
@@ -735,7 +751,7 @@ impl Shared {
         if let Ok(Ok(_)) = mirrored.await {
             return Ok(());
         }
-        self.resync.notify_one();
+        self.resync.notify_waiters();
         match tokio::time::timeout(self.timeout, committed.wait_for(|c| *c >= position)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(_)) => Err(LogError::Closed),
@@ -764,6 +780,16 @@ fn token(id: &str) -> String {
     } else {
         format!("~{}", URL_SAFE_NO_PAD.encode(id))
     }
+}
+
+/// What [`Mirror::write`] did.
+struct Written {
+    /// The last sequence written, if any.
+    last: Option<u64>,
+    /// The mirror could not be written, or the consumer delivered what the
+    /// mirror already holds (an ordered consumer that restarted itself
+    /// from the stream's start): follow the stream again after `last`.
+    follow_again: bool,
 }
 
 /// Feeds the local mirror from the stream, in sequence order.
@@ -870,17 +896,15 @@ impl Mirror {
                         }
                     }
                 }
-                match self.write(&received).await {
-                    Ok(Some(last)) => {
-                        progress = last;
-                        if last >= self.target {
-                            self.caught_up.send_replace(true);
-                        }
+                let written = self.write(&received, progress).await;
+                if let Some(last) = written.last {
+                    progress = last;
+                    if last >= self.target {
+                        self.caught_up.send_replace(true);
                     }
-                    Ok(None) => {}
-                    // Follow again from what the mirror holds.
-                    Err(()) => failed = true,
                 }
+                // Follow again from what the mirror holds.
+                failed |= written.follow_again;
                 if last_sweep.elapsed() >= Duration::from_secs(1) {
                     let tree = self.tree.clone();
                     let window = self.window;
@@ -897,17 +921,22 @@ impl Mirror {
         }
     }
 
-    /// Writes received messages to the mirror, advances the committed
-    /// position and erases what removals take down; the last sequence
-    /// (`Err` when the mirror could not be written).
-    async fn write(&self, messages: &[jetstream::Message]) -> Result<Option<u64>, ()> {
+    /// Writes received messages after `progress` to the mirror and
+    /// advances the committed position (never backwards).
+    async fn write(&self, messages: &[jetstream::Message], progress: u64) -> Written {
         let mut batch = sled::Batch::default();
         let mut last = None;
         let mut erasures = Vec::new();
+        let mut dedups = HashSet::new();
         let mut at_end = false;
+        let mut replayed = false;
         for message in messages {
             let Ok(info) = message.info() else { continue };
             let position = info.stream_sequence;
+            if position <= progress.max(last.unwrap_or(0)) {
+                replayed = true;
+                continue;
+            }
             last = Some(position);
             at_end = info.pending == 0;
             if let Err(error) = decode_event(position, &message.payload) {
@@ -925,63 +954,129 @@ impl Mirror {
             if let Some(id) = header(DEDUP_HEADER)
                 .and_then(|id| URL_SAFE_NO_PAD.decode(id).ok())
                 .and_then(|id| String::from_utf8(id).ok())
+                // The first append of an id keeps its record.
+                && !dedups.contains(&id)
+                && matches!(read_dedup(&self.tree, &id), Ok(None))
             {
                 let at = u64::try_from(info.published.unix_timestamp()).unwrap_or(0);
                 let (record, by_time) = dedup_keys(&id, at);
                 batch.insert(record, encode(&(position, at)));
                 batch.insert(by_time, &[]);
+                dedups.insert(id);
             }
-            if let Some(target) = header(ERASE_HEADER).and_then(|t| t.parse::<u64>().ok()) {
-                let copy = header(ERASED_HEADER).and_then(|c| URL_SAFE_NO_PAD.decode(c).ok());
-                let copy = match copy {
-                    Some(copy) => Some(copy),
-                    None => match read_event(&self.tree, target) {
-                        Ok(Some(Event::Submitted(mut submitted))) => {
-                            submitted.erase();
-                            Some(encode(&Event::Submitted(submitted)))
-                        }
-                        _ => None,
-                    },
-                };
-                if let Some(copy) = copy {
-                    batch.insert(&log_key(target)[..], copy);
-                }
+            if let Some(target) = header(ERASE_HEADER).and_then(|t| t.parse::<u64>().ok())
+                && let Some(copy) = self.erased_copy(target, position, header(ERASED_HEADER))
+            {
+                batch.insert(&log_key(target)[..], copy);
                 erasures.push(target);
             }
         }
-        let Some(last) = last else { return Ok(None) };
+        let Some(last) = last else {
+            return Written {
+                last: None,
+                follow_again: replayed,
+            };
+        };
         batch.insert(PROGRESS, &last.to_be_bytes());
         let tree = self.tree.clone();
         let written = tokio::task::spawn_blocking(move || tree.apply_batch(batch)).await;
-        match written {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                tracing::error!(%error, "writing the mirror failed");
-                return Err(());
-            }
-            Err(error) => {
-                tracing::error!(%error, "writing the mirror failed");
-                return Err(());
-            }
-        }
-        // Before the removal counts as appended: its acknowledgement means
-        // the text is off the stream too.
-        for target in erasures {
-            erase(&self.stream, target).await;
+        let failed = match written {
+            Ok(Ok(())) => None,
+            Ok(Err(error)) => Some(error.to_string()),
+            Err(error) => Some(error.to_string()),
+        };
+        if let Some(error) = failed {
+            tracing::error!(%error, "writing the mirror failed");
+            return Written {
+                last: None,
+                follow_again: true,
+            };
         }
         self.committed.send_replace(last);
         if at_end {
             self.caught_up.send_replace(true);
         }
-        Ok(Some(last))
+        // The replica that appended a removal erased its text; others
+        // erase again in the background as removals arrive live (not
+        // while catching up on history), in case it crashed first.
+        if *self.caught_up.borrow() && !erasures.is_empty() {
+            let stream = self.stream.clone();
+            tokio::spawn(async move {
+                for target in erasures {
+                    if let Err(error) = stream.delete_message(target).await {
+                        tracing::debug!(%error, target, "erasing a removed text from the stream");
+                    }
+                }
+            });
+        }
+        Written {
+            last: Some(last),
+            follow_again: replayed,
+        }
+    }
+
+    /// The erased copy of the submission at `target` that the removal at
+    /// `position` takes down: the copy it carries when that is an erased
+    /// submission, else the mirror's own, erased. `None` when the target
+    /// is not an earlier submission (nothing to erase).
+    fn erased_copy(&self, target: u64, position: u64, carried: Option<String>) -> Option<Vec<u8>> {
+        if target >= position {
+            return None;
+        }
+        let erased = |event: Event| match event {
+            Event::Submitted(mut submitted) => {
+                submitted.erase();
+                Some(encode(&Event::Submitted(submitted)))
+            }
+            _ => None,
+        };
+        match read_event(&self.tree, target) {
+            Ok(Some(event)) => erased(event),
+            // Never seen here (erased before this replica mirrored it).
+            Ok(None) => carried
+                .and_then(|copy| URL_SAFE_NO_PAD.decode(copy).ok())
+                .and_then(|copy| decode_event(target, &copy).ok())
+                .filter(|event| matches!(event, Event::Submitted(s) if s.text.is_none()))
+                .and_then(erased),
+            Err(_) => None,
+        }
     }
 }
 
-/// Takes a message off the stream (JetStream overwrites it on disk); a
-/// message already gone is fine (every replica erases what it mirrors).
-async fn erase(stream: &Stream, position: u64) {
-    if let Err(error) = stream.delete_message(position).await {
-        tracing::debug!(%error, position, "erasing a removed text from the stream");
+/// Takes the messages at `targets` off the stream (JetStream overwrites
+/// them on disk), retrying for up to `patience`; a message already gone is
+/// fine. False if some could not be erased (the other replicas try again).
+async fn erase(stream: &Stream, targets: &[u64], patience: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + patience;
+    for &target in targets {
+        loop {
+            match stream.delete_message(target).await {
+                Ok(_) => break,
+                // Already gone (another replica erased it first).
+                Err(error) if already_gone(&error) => break,
+                Err(error) if tokio::time::Instant::now() < deadline => {
+                    tracing::debug!(%error, target, "erasing a removed text: retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, target, "a removed text could not be erased from the stream yet");
+                    return false;
+                }
+            }
+        }
+    }
+    true
+}
+
+/// Whether a delete failed because the message is not there (JetStream
+/// answers 10037, or 10057 "no message found" for one deleted already).
+fn already_gone(error: &async_nats::jetstream::stream::DeleteMessageError) -> bool {
+    match error.kind() {
+        async_nats::jetstream::stream::DeleteMessageErrorKind::JetStream(error) => {
+            error.error_code() == async_nats::jetstream::ErrorCode::NO_MESSAGE_FOUND
+                || error.to_string().contains("no message found")
+        }
+        _ => false,
     }
 }
 
@@ -1021,7 +1116,7 @@ async fn watch_reachability(
                         behind.2 += 1;
                         if behind.2 == STALL_CHECKS {
                             tracing::debug!(stream = seen.0, mirror = seen.1, "the mirror stalled");
-                            resync.notify_one();
+                            resync.notify_waiters();
                         }
                     } else {
                         behind = (seen.0, seen.1, 0);
@@ -1191,6 +1286,48 @@ mod tests {
         .expect("opening does not wait for deleted messages")
         .unwrap();
         assert_eq!(late.read_after(0, 10).unwrap(), vec![]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn forged_erasure_headers_neither_corrupt_the_mirror_nor_erase_other_events() {
+        use crate::store::{Append, CommentLog, conformance, event::encode};
+        let dir = tempfile::TempDir::new().unwrap();
+        let log = super::testing::open_nats_stream(dir.path(), "FORGE");
+        let ban_like = log
+            .append(vec![Append::new(conformance::event(1))])
+            .await
+            .unwrap()[0]
+            .position();
+        let client = async_nats::connect(super::testing::server_urls())
+            .await
+            .unwrap();
+        let js = async_nats::jetstream::new(client);
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(super::ERASE_HEADER, ban_like.to_string().as_str());
+        headers.insert(super::ERASED_HEADER, "bm90IGFuIGV2ZW50");
+        let forged = js
+            .publish_with_headers(
+                "forge.admin",
+                headers,
+                encode(&conformance::event(2)).into(),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap()
+            .sequence;
+        let mut committed = log.committed();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            committed.wait_for(|c| *c >= forged),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(log.get(ban_like).unwrap(), Some(conformance::event(1)));
+        assert_eq!(log.read_after(0, 10).unwrap().len(), 2, "every event reads");
+        let stream = js.get_stream("FORGE").await.unwrap();
+        assert!(stream.get_raw_message(ban_like).await.is_ok(), "not erased");
     }
 
     #[test]
