@@ -711,12 +711,14 @@ impl Materialiser {
     fn catch_up(&self) -> Result<()> {
         loop {
             let applied = self.state.borrow().applied;
+            // Read before the events: whatever is committed by now is
+            // readable below.
+            let committed = *self.log.committed().borrow();
             let events = self.log.read_after(applied, MATERIALISE_CHUNK)?;
             let Some(&(last, _)) = events.last() else {
-                // Positions up to the committed one may hold no event (a
+                // Positions up to that committed one hold no event (a
                 // replicated log skips what is not a commentd event): the
                 // views are as far as the log.
-                let committed = *self.log.committed().borrow();
                 if committed > applied {
                     (self.on_commit)(&[], committed);
                     self.state.send_modify(|state| state.applied = committed);

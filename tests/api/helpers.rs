@@ -102,9 +102,22 @@ pub async fn spawn_app_in(data_dir: &Path, configure: impl FnOnce(&mut Config)) 
         .expect("tokens file");
     config.moderator_tokens_file = Some(tokens);
     configure(&mut config);
-    let application = Application::build(config)
-        .await
-        .expect("application builds");
+    // A server stopped just before on the same folder may still be letting
+    // go of it (its connection tasks end a moment after it returns).
+    let mut attempts = 0;
+    let application = loop {
+        match Application::build(config.clone()).await {
+            Ok(application) => break application,
+            Err(error)
+                if attempts < 100
+                    && format!("{error:#}").contains("cannot open the data folder") =>
+            {
+                attempts += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(error) => panic!("application builds: {error:#}"),
+        }
+    };
     let addr = application.local_addr();
     let metrics_addr = application.metrics_addr();
     let (stop, stopped) = oneshot::channel::<()>();
