@@ -47,14 +47,15 @@ pub async fn migrate_to_nats(args: &MigrateArgs) -> anyhow::Result<()> {
     #[cfg(feature = "nats")]
     {
         let started = std::time::Instant::now();
-        let db = Store::open_db(&args.data_dir, &StoreOptions::default())?;
+        let options = StoreOptions::default();
+        let db = Store::open_db(&args.data_dir, &options)?;
         let migrated = crate::store::nats_log::publish_sled_log(
             &db,
             &crate::store::nats_log::NatsLogOptions {
                 servers,
                 stream: stream.clone(),
                 replicas,
-                duplicate_window: StoreOptions::default().idempotency_ttl,
+                duplicate_window: options.idempotency_ttl,
                 timeout,
                 metrics: crate::metrics::CommitMetrics::default(),
             },

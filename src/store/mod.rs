@@ -630,8 +630,7 @@ impl Store {
     /// Deletes the views of the (closed) store in `path`; the next open
     /// applies the whole log again (`commentd rebuild-views`).
     pub fn rebuild_views(path: &Path) -> Result<()> {
-        let db = sled::Config::new().path(path).open()?;
-        migrate::to_current(&db)?;
+        let db = Self::open_db(path, &StoreOptions::default())?;
         db.drop_tree(views::TREE)?;
         db.flush()?;
         Ok(())

@@ -43,7 +43,10 @@ use async_nats::{
     HeaderMap,
     jetstream::{
         self,
-        consumer::{DeliverPolicy, pull::OrderedConfig},
+        consumer::{
+            DeliverPolicy,
+            pull::{self, OrderedConfig},
+        },
         context::PublishErrorKind,
         message::PublishMessage,
         stream::{Config as StreamConfig, StorageType, Stream},
@@ -583,8 +586,7 @@ impl Shared {
             0 => Vec::new(),
             1 => {
                 let (index, message) = outgoing.pop().expect("one message");
-                let single = batch[index].dedup_id.is_some();
-                vec![(index, self.publish_one(message, single).await?)]
+                vec![(index, self.publish_one(message).await?)]
             }
             _ => {
                 let indexes: Vec<usize> = outgoing.iter().map(|(index, _)| *index).collect();
@@ -648,14 +650,14 @@ impl Shared {
     }
 
     /// Publishes one message (with `Nats-Msg-Id` when it has a dedup id).
-    async fn publish_one(&self, message: Outgoing, with_id: bool) -> Result<Appended, LogError> {
+    async fn publish_one(&self, message: Outgoing) -> Result<Appended, LogError> {
         let Outgoing {
             subject,
             mut headers,
             payload,
             key,
         } = message;
-        if with_id && let Some(id) = headers.get(DEDUP_HEADER).map(|v| v.as_str().to_owned()) {
+        if let Some(id) = headers.get(DEDUP_HEADER).map(|v| v.as_str().to_owned()) {
             headers.insert("Nats-Msg-Id", id.as_str());
         }
         let publish = PublishMessage::build().payload(payload).headers(headers);
@@ -817,50 +819,7 @@ impl Mirror {
                 return;
             }
             connected.borrow_and_update();
-            // Asked again soon when it fails: during a leader election
-            // the request waits for no answer.
-            let consumer = tokio::time::timeout(
-                FOLLOW_TIMEOUT,
-                self.stream.create_consumer(OrderedConfig {
-                    deliver_policy: if progress == 0 {
-                        DeliverPolicy::All
-                    } else {
-                        DeliverPolicy::ByStartSequence {
-                            start_sequence: progress + 1,
-                        }
-                    },
-                    // Short pulls, so a consumer lost with its server is
-                    // noticed (two missed heartbeats) within seconds.
-                    max_expires: PULL_EXPIRY,
-                    ..Default::default()
-                }),
-            )
-            .await;
-            let messages = match consumer {
-                Err(_) => {
-                    tracing::debug!("following the stream timed out; retrying");
-                    if pause(&mut stop).await {
-                        return;
-                    }
-                    continue;
-                }
-                Ok(Ok(consumer)) => {
-                    // Nothing left to deliver (the tail may be deleted
-                    // messages, which no consumer delivers): caught up.
-                    if consumer.cached_info().num_pending == 0 {
-                        self.caught_up.send_replace(true);
-                    }
-                    consumer.messages().await
-                }
-                Ok(Err(error)) => {
-                    tracing::warn!(%error, "cannot follow the stream; retrying");
-                    if pause(&mut stop).await {
-                        return;
-                    }
-                    continue;
-                }
-            };
-            let mut chunks = match messages {
+            let mut chunks = match self.follow(progress).await {
                 Ok(messages) => messages.ready_chunks(MIRROR_CHUNK),
                 Err(error) => {
                     tracing::warn!(%error, "cannot follow the stream; retrying");
@@ -919,6 +878,37 @@ impl Mirror {
                 return;
             }
         }
+    }
+
+    /// An ordered consumer of the stream after `progress`, and its messages.
+    /// Asked again soon when it fails: during a leader election the request
+    /// waits for no answer.
+    async fn follow(&self, progress: u64) -> Result<pull::Ordered, String> {
+        let consumer = tokio::time::timeout(
+            FOLLOW_TIMEOUT,
+            self.stream.create_consumer(OrderedConfig {
+                deliver_policy: if progress == 0 {
+                    DeliverPolicy::All
+                } else {
+                    DeliverPolicy::ByStartSequence {
+                        start_sequence: progress + 1,
+                    }
+                },
+                // Short pulls, so a consumer lost with its server is noticed
+                // (two missed heartbeats) within seconds.
+                max_expires: PULL_EXPIRY,
+                ..Default::default()
+            }),
+        )
+        .await
+        .map_err(|_| "creating the consumer timed out".to_owned())?
+        .map_err(|error| error.to_string())?;
+        // Nothing left to deliver (the tail may be deleted messages, which
+        // no consumer delivers): caught up.
+        if consumer.cached_info().num_pending == 0 {
+            self.caught_up.send_replace(true);
+        }
+        consumer.messages().await.map_err(|error| error.to_string())
     }
 
     /// Writes received messages after `progress` to the mirror and
@@ -1001,13 +991,7 @@ impl Mirror {
         // while catching up on history), in case it crashed first.
         if *self.caught_up.borrow() && !erasures.is_empty() {
             let stream = self.stream.clone();
-            tokio::spawn(async move {
-                for target in erasures {
-                    if let Err(error) = stream.delete_message(target).await {
-                        tracing::debug!(%error, target, "erasing a removed text from the stream");
-                    }
-                }
-            });
+            tokio::spawn(async move { erase(&stream, &erasures, Duration::ZERO).await });
         }
         Written {
             last: Some(last),
@@ -1044,9 +1028,10 @@ impl Mirror {
 }
 
 /// Takes the messages at `targets` off the stream (JetStream overwrites
-/// them on disk), retrying for up to `patience`; a message already gone is
-/// fine. False if some could not be erased (the other replicas try again).
-async fn erase(stream: &Stream, targets: &[u64], patience: Duration) -> bool {
+/// them on disk), retrying each until `patience` has passed; a message
+/// already gone is fine. One that cannot be erased is logged and left to
+/// the other replicas, which erase again.
+async fn erase(stream: &Stream, targets: &[u64], patience: Duration) {
     let deadline = tokio::time::Instant::now() + patience;
     for &target in targets {
         loop {
@@ -1060,12 +1045,11 @@ async fn erase(stream: &Stream, targets: &[u64], patience: Duration) -> bool {
                 }
                 Err(error) => {
                     tracing::warn!(%error, target, "a removed text could not be erased from the stream yet");
-                    return false;
+                    break;
                 }
             }
         }
     }
-    true
 }
 
 /// Whether a delete failed because the message is not there (JetStream

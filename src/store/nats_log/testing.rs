@@ -2,6 +2,7 @@
 //! first use (the harness is shared with the replica tests).
 
 use std::{
+    hash::{Hash, Hasher},
     path::Path,
     sync::{OnceLock, mpsc},
     time::Duration,
@@ -33,14 +34,10 @@ pub fn server_urls() -> &'static str {
 /// A NATS log whose stream is named after `dir` (so a test reopening the
 /// same folder finds its stream), mirrored into a sled db in `dir`.
 pub fn open_nats(dir: &Path) -> NatsLog {
-    let stream = format!(
-        "T{:016x}",
-        dir.to_string_lossy()
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-                (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3)
-            })
-    );
+    // Unique per folder, the same for a folder reopened in this process.
+    let mut hasher = std::hash::DefaultHasher::new();
+    dir.hash(&mut hasher);
+    let stream = format!("T{:016x}", hasher.finish());
     open_nats_stream(dir, &stream)
 }
 
