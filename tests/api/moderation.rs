@@ -496,7 +496,7 @@ async fn a_banned_client_is_rejected_with_a_reason_and_can_be_unbanned() {
     let kept = submit_approved(&mut app.client, "news/1", "From someone else").await;
     let mut troll_comments = Vec::new();
     for (i, article) in ["news/1", "news/2"].into_iter().enumerate() {
-        let text = format!("Troll post {i}");
+        let text = format!("Second post {i} from this reader");
         let response = submit_response(&mut app.client, article, &text, "troll").await;
         let comment = response.comment.unwrap();
         troll_comments.push(comment.id);

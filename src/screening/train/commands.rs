@@ -1,6 +1,7 @@
 //! `commentd-train train` and `commentd-train eval`: flags and reports.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -9,7 +10,7 @@ use super::{
     LabeledComment, ModelKind, eval, load_civil_toxic, load_clean_text, load_davidson,
     load_youtube_spam,
 };
-use crate::screening::Models;
+use crate::screening::{Models, classifier::Model};
 
 /// Trains and measures commentd's screening models (docs/FILTERS.md).
 #[derive(Debug, Parser)]
@@ -85,7 +86,7 @@ pub struct EvalArgs {
     #[command(flatten)]
     pub data: DataArgs,
     /// Ordinary news comments, one a line: the share the whole pipeline
-    /// (embedded models) approves. Never used for training.
+    /// (embedded models, or those of --models) approves. Never used for training.
     #[arg(long)]
     pub ordinary: Option<PathBuf>,
     /// Cross-validate: screen each fold with a model trained on the other
@@ -93,6 +94,11 @@ pub struct EvalArgs {
     /// the embedded models.
     #[arg(long)]
     pub cross_validate: bool,
+    /// Screen with the model files of this folder (spam.bin, offensive.bin,
+    /// toxicity.bin; any missing one stays embedded) instead of the
+    /// embedded models: checks a retrained model before it is built in.
+    #[arg(long)]
+    pub models: Option<PathBuf>,
     /// Folds for k-fold cross-validation.
     #[arg(long, default_value_t = 5)]
     pub folds: usize,
@@ -196,7 +202,22 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
 /// `commentd-train eval`: print the figures; returns false when a floor is
 /// missed.
 pub fn eval(args: &EvalArgs) -> anyhow::Result<bool> {
-    let embedded = Models::embedded()?;
+    let mut models = Models::embedded()?;
+    if let Some(dir) = &args.models {
+        for (file, slot) in [
+            ("spam.bin", &mut models.spam),
+            ("offensive.bin", &mut models.offensive),
+            ("toxicity.bin", &mut models.toxicity),
+        ] {
+            let path = dir.join(file);
+            if path.exists() {
+                let bytes = std::fs::read(&path)?;
+                let model = Model::from_bytes(&bytes)
+                    .map_err(|error| error.context(&path.display().to_string()))?;
+                *slot = Some(Arc::new(model));
+            }
+        }
+    }
     let mut figures: Vec<(String, f64)> = Vec::new();
     for (name, kind, given) in [
         ("spam", ModelKind::Spam, !args.data.spam.is_empty()),
@@ -214,7 +235,7 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<bool> {
         let (metrics, breakdown) = if args.cross_validate {
             eval::cross_validate(kind, &items, args.folds)
         } else {
-            let pipeline = eval::pipeline_with(embedded.clone());
+            let pipeline = eval::pipeline_with(models.clone());
             let scored: Vec<&LabeledComment> = items.iter().filter(|i| !i.training_only).collect();
             let metrics = eval::evaluate(&pipeline, eval::filters_of(kind), &scored);
             (metrics, eval::Breakdown::default())
@@ -249,7 +270,7 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<bool> {
             ));
         }
         if kind == ModelKind::Offensive {
-            let pipeline = eval::pipeline_with(embedded.clone());
+            let pipeline = eval::pipeline_with(models.clone());
             let sized = eval::sized_latency(&pipeline, &items, 500);
             println!(
                 "  500-byte comments: {} screened, p50 {:.0} µs, p99 {:.0} µs, {:.2} MB/s",
@@ -263,11 +284,17 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<bool> {
     if let Some(path) = &args.ordinary {
         let lines =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let pipeline = eval::pipeline_with(embedded.clone());
+        let pipeline = eval::pipeline_with(models.clone());
         let (total, not_approved) = eval::ordinary(&pipeline, &lines);
         let approved = 100.0 * (total - not_approved.len()) as f64 / total.max(1) as f64;
+        let by = args
+            .models
+            .as_ref()
+            .map_or("the embedded models".to_owned(), |dir| {
+                format!("the models in {}", dir.display())
+            });
         println!(
-            "ordinary news comments ({}): {total} screened by the embedded models, {approved:.2}% approved",
+            "ordinary news comments ({}): {total} screened by {by}, {approved:.2}% approved",
             path.display()
         );
         for line in &not_approved {
@@ -275,7 +302,7 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<bool> {
         }
         figures.push(("ordinary.approved".to_owned(), approved));
     }
-    long_text_cost(&embedded);
+    long_text_cost(&models);
     Ok(check_floors(&figures, &args.floors))
 }
 

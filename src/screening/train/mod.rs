@@ -16,10 +16,11 @@
 //!   rated toxic (Civil Comments / Toxic Spans, J. Pavlopoulos et al., ACL
 //!   2022; CC0), read by [`load_civil_toxic`], against clean text: the
 //!   legitimate YouTube comments, the "neither" tweets and plain news text
-//!   (one article or paragraph a line, read by [`load_clean_text`] and cut
-//!   into comment-sized pieces). The clean news text keeps the model from
-//!   learning "news vocabulary = toxic", since the news posts have no clean
-//!   class of their own.
+//!   (news articles and editorial snippets, one a line, read by
+//!   [`load_clean_text`] and cut into sentences). The clean news text keeps
+//!   the model from learning "news vocabulary = toxic" (and the editorials,
+//!   "sharp opinion = toxic"), since the news posts have no clean class of
+//!   their own.
 //! - Rows marked `training_only` are used to train and never scored (the
 //!   spam model tried clean news text that way; see docs/FILTERS.md).
 //!
@@ -270,13 +271,12 @@ pub fn load_civil_toxic(paths: &[PathBuf]) -> Result<Vec<LabeledComment>, Traini
     Ok(docs)
 }
 
-/// Longest clean piece cut from plain text, in bytes.
-const CLEAN_PIECE_BYTES: usize = 320;
-
-/// Plain clean text (one article or paragraph a line; lines starting with
-/// `#` skipped) cut at sentence ends into comment-sized pieces of at most
-/// [`CLEAN_PIECE_BYTES`] where sentences allow, all negative. group = 0.
-/// A file that is not UTF-8 is read as Latin-1.
+/// Plain clean text (one article, paragraph or snippet a line; lines
+/// starting with `#` skipped) cut at sentence ends, each sentence one
+/// negative comment, group = 0. Single sentences rather than paragraphs:
+/// many reader comments are one sentence, and a model that saw clean text
+/// only in long pieces learns that short texts lean toxic. A file that is
+/// not UTF-8 is read as Latin-1.
 pub fn load_clean_text(paths: &[PathBuf]) -> Result<Vec<LabeledComment>, TrainingError> {
     let mut docs = Vec::new();
     for path in paths {
@@ -288,19 +288,14 @@ pub fn load_clean_text(paths: &[PathBuf]) -> Result<Vec<LabeledComment>, Trainin
         let text = String::from_utf8(bytes)
             .unwrap_or_else(|error| error.into_bytes().iter().map(|&b| char::from(b)).collect());
         for line in text.lines().map(str::trim) {
-            if line.is_empty() || line.starts_with('#') {
+            if line.starts_with('#') {
                 continue;
             }
-            let mut piece = String::new();
-            for sentence in line.split_inclusive(". ") {
-                if !piece.is_empty() && piece.len() + sentence.len() > CLEAN_PIECE_BYTES {
-                    docs.push(clean_piece(std::mem::take(&mut piece)));
-                }
-                piece.push_str(sentence);
-            }
-            if !piece.trim().is_empty() {
-                docs.push(clean_piece(piece));
-            }
+            docs.extend(
+                line.split_inclusive(". ")
+                    .filter(|sentence| !sentence.trim().is_empty())
+                    .map(|sentence| clean_piece(sentence.to_owned())),
+            );
         }
     }
     Ok(docs)
@@ -903,9 +898,10 @@ mod tests {
         let clean = write(&dir, "n.cor", &format!("# comment\nOne. Two.\n\n{long}\n"));
         let docs = load_clean_text(&[clean])?;
         let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
-        assert_eq!(texts.len(), 3, "{texts:?}");
-        assert_eq!(texts[0], "One. Two.");
-        assert!(docs.iter().all(|d| !d.positive && d.text.len() <= 400));
+        assert_eq!(texts.len(), 5, "{texts:?}");
+        assert_eq!(texts[..2], ["One.", "Two."]);
+        assert_eq!(texts[4], "Short end.");
+        assert!(docs.iter().all(|d| !d.positive && d.text.len() <= 201));
         Ok(())
     }
 
