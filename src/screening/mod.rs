@@ -9,7 +9,7 @@
 //! Stateful checks that depend on who submits (rate limit, duplicates) live
 //! beside the pipeline in [`rate_limit`] and [`duplicate`]: `CheckComment`
 //! runs the pipeline alone, without touching them. [`pool`] runs the
-//! pipeline on blocking threads, with bounded concurrency and queue.
+//! pipeline on threads of its own, with bounded concurrency and queue.
 
 pub mod censor;
 pub mod classifier;

@@ -2,14 +2,25 @@
 //!
 //! Screening is CPU work (about 0.3 ms for a typical comment, a few ms for
 //! the longest): run on tokio's worker threads it would delay every other
-//! call they serve. The pool runs it on blocking threads instead, at most
-//! `workers` at a time, with at most `queue` more waiting; a call beyond
-//! that is refused at once with RESOURCE_EXHAUSTED rather than queued
+//! call they serve. The pool runs it on its own `workers` threads instead,
+//! which take comments from one queue of at most `queue` waiting; a call
+//! beyond that is refused at once with RESOURCE_EXHAUSTED rather than queued
 //! without bound.
+//!
+//! A worker that finishes takes the next comment straight from the queue.
+//! (Before, a semaphore permit went back to a waiting tokio task, which then
+//! handed its comment to tokio's blocking pool: two thread wake-ups between
+//! one screening and the next, which left the screening threads idle a
+//! third of the time under load; see `benches/README.md`.)
 
-use std::sync::Arc;
+use std::{
+    panic::{AssertUnwindSafe, catch_unwind},
+    sync::{Arc, Mutex, mpsc},
+    thread,
+    time::Instant,
+};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tracing::Span;
 
 use super::Pipeline;
@@ -47,10 +58,21 @@ pub enum ScreeningError {
     Failed(String),
 }
 
+/// One comment to screen, and where its verdict goes.
+struct Job {
+    author_name: Option<AuthorName>,
+    text: CommentText,
+    /// The caller's span: the screening is its child.
+    span: Span,
+    reply: oneshot::Sender<Verdict>,
+    /// Its place in the pool, held until it is screened: a caller that gives
+    /// up (a reset, a timeout) does not free it while the work still runs.
+    _admitted: OwnedSemaphorePermit,
+}
+
 pub struct ScreeningPool {
-    pipeline: Arc<Pipeline>,
-    /// Permits to run.
-    workers: Arc<Semaphore>,
+    /// The queue the workers take from; they stop when the pool is dropped.
+    jobs: mpsc::Sender<Job>,
     /// Permits to run or wait.
     admitted: Arc<Semaphore>,
     capacity: usize,
@@ -58,19 +80,29 @@ pub struct ScreeningPool {
 }
 
 impl ScreeningPool {
+    /// Starts `size.workers` screening threads.
     pub fn new(pipeline: Pipeline, size: PoolSize, metrics: Arc<Metrics>) -> Self {
         let workers = size.workers.max(1);
         let capacity = workers + size.queue;
+        let pipeline = Arc::new(pipeline);
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for index in 0..workers {
+            let (pipeline, queue, metrics) = (pipeline.clone(), queue.clone(), metrics.clone());
+            thread::Builder::new()
+                .name(format!("commentd-screen-{index}"))
+                .spawn(move || work(&pipeline, &queue, &metrics))
+                .expect("starting a screening thread");
+        }
         Self {
-            pipeline: Arc::new(pipeline),
-            workers: Arc::new(Semaphore::new(workers)),
+            jobs,
             admitted: Arc::new(Semaphore::new(capacity)),
             capacity,
             metrics,
         }
     }
 
-    /// Screens on a blocking thread.
+    /// Screens on one of the pool's threads.
     pub async fn screen(
         &self,
         author_name: Option<AuthorName>,
@@ -80,30 +112,46 @@ impl ScreeningPool {
             self.metrics.refused_at_capacity("screening");
             ScreeningError::Busy(self.capacity)
         })?;
-        let running = self
-            .workers
-            .clone()
-            .acquire_owned()
+        let (reply, verdict) = oneshot::channel();
+        let job = Job {
+            author_name,
+            text,
+            span: tracing::info_span!(parent: Span::current(), "screening"),
+            reply,
+            _admitted: admitted,
+        };
+        self.jobs
+            .send(job)
+            .map_err(|_| ScreeningError::Failed("the screening threads stopped".to_owned()))?;
+        verdict
             .await
-            .map_err(|error| ScreeningError::Failed(error.to_string()))?;
-        let pipeline = self.pipeline.clone();
-        let metrics = self.metrics.clone();
-        // A child span of the call, with its timing, on the blocking thread.
-        let span = tracing::info_span!(parent: Span::current(), "screening");
-        // The permits go with the work: a caller that gives up (a reset, a
-        // timeout) does not free its place while its screening still runs.
-        tokio::task::spawn_blocking(move || {
-            let _permits = (admitted, running);
-            let _entered = span.enter();
-            let started = std::time::Instant::now();
-            let verdict = pipeline.screen(author_name.as_ref(), &text);
-            metrics
-                .screening_duration
-                .observe(started.elapsed().as_secs_f64());
-            verdict
-        })
-        .await
-        .map_err(|error| ScreeningError::Failed(error.to_string()))
+            .map_err(|_| ScreeningError::Failed("screening panicked".to_owned()))
+    }
+}
+
+/// A screening thread: takes the next comment as soon as it is free, until
+/// the pool is dropped. A panic fails that comment only.
+fn work(pipeline: &Pipeline, queue: &Mutex<mpsc::Receiver<Job>>, metrics: &Metrics) {
+    loop {
+        let next = match queue.lock() {
+            Ok(queue) => queue.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = next else { return };
+        let _entered = job.span.enter();
+        let started = Instant::now();
+        let screened = catch_unwind(AssertUnwindSafe(|| {
+            pipeline.screen(job.author_name.as_ref(), &job.text)
+        }));
+        metrics
+            .screening_duration
+            .observe(started.elapsed().as_secs_f64());
+        match screened {
+            Ok(verdict) => {
+                let _ = job.reply.send(verdict);
+            }
+            Err(_) => tracing::error!("screening panicked; the call fails with INTERNAL"),
+        }
     }
 }
 
