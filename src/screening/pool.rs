@@ -58,6 +58,9 @@ pub enum ScreeningError {
     Failed(String),
 }
 
+/// What the workers run: the pipeline (another function in tests).
+type Screen = dyn Fn(Option<&AuthorName>, &CommentText) -> Verdict + Send + Sync;
+
 /// One comment to screen, and where its verdict goes.
 struct Job {
     author_name: Option<AuthorName>,
@@ -80,18 +83,24 @@ pub struct ScreeningPool {
 }
 
 impl ScreeningPool {
-    /// Starts `size.workers` screening threads.
+    /// Starts `size.workers` threads screening with `pipeline`.
     pub fn new(pipeline: Pipeline, size: PoolSize, metrics: Arc<Metrics>) -> Self {
+        let screen = move |author_name: Option<&AuthorName>, text: &CommentText| {
+            pipeline.screen(author_name, text)
+        };
+        Self::with_screen(Arc::new(screen), size, metrics)
+    }
+
+    fn with_screen(screen: Arc<Screen>, size: PoolSize, metrics: Arc<Metrics>) -> Self {
         let workers = size.workers.max(1);
         let capacity = workers + size.queue;
-        let pipeline = Arc::new(pipeline);
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
         for index in 0..workers {
-            let (pipeline, queue, metrics) = (pipeline.clone(), queue.clone(), metrics.clone());
+            let (screen, queue, metrics) = (screen.clone(), queue.clone(), metrics.clone());
             thread::Builder::new()
                 .name(format!("commentd-screen-{index}"))
-                .spawn(move || work(&pipeline, &queue, &metrics))
+                .spawn(move || work(&*screen, &queue, &metrics))
                 .expect("starting a screening thread");
         }
         Self {
@@ -131,7 +140,7 @@ impl ScreeningPool {
 
 /// A screening thread: takes the next comment as soon as it is free, until
 /// the pool is dropped. A panic fails that comment only.
-fn work(pipeline: &Pipeline, queue: &Mutex<mpsc::Receiver<Job>>, metrics: &Metrics) {
+fn work(screen: &Screen, queue: &Mutex<mpsc::Receiver<Job>>, metrics: &Metrics) {
     loop {
         let next = match queue.lock() {
             Ok(queue) => queue.recv(),
@@ -141,7 +150,7 @@ fn work(pipeline: &Pipeline, queue: &Mutex<mpsc::Receiver<Job>>, metrics: &Metri
         let _entered = job.span.enter();
         let started = Instant::now();
         let screened = catch_unwind(AssertUnwindSafe(|| {
-            pipeline.screen(job.author_name.as_ref(), &job.text)
+            screen(job.author_name.as_ref(), &job.text)
         }));
         metrics
             .screening_duration
@@ -157,18 +166,27 @@ fn work(pipeline: &Pipeline, queue: &Mutex<mpsc::Receiver<Job>>, metrics: &Metri
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::screening::{Models, ProfanityPolicy, SpamPolicy, TermList, ToxicityPolicy};
 
-    fn pool(size: PoolSize) -> Arc<ScreeningPool> {
-        let pipeline = Pipeline::new(
+    fn pipeline() -> Pipeline {
+        Pipeline::new(
             ProfanityPolicy::default(),
             SpamPolicy::default(),
             ToxicityPolicy::default(),
             Arc::new(TermList::new(&[])),
             Models::default(),
-        );
-        Arc::new(ScreeningPool::new(pipeline, size, Arc::new(Metrics::new())))
+        )
+    }
+
+    fn pool(size: PoolSize) -> Arc<ScreeningPool> {
+        Arc::new(ScreeningPool::new(
+            pipeline(),
+            size,
+            Arc::new(Metrics::new()),
+        ))
     }
 
     #[tokio::test]
@@ -177,6 +195,36 @@ mod tests {
         let text = CommentText::parse("A fair point about the budget.", 100).unwrap();
         let verdict = pool.screen(None, text).await.unwrap();
         assert_eq!(verdict.decision, crate::domain::Decision::Approved);
+    }
+
+    #[tokio::test]
+    async fn a_panic_fails_its_call_only_and_the_worker_goes_on() {
+        let pipeline = pipeline();
+        let screen = move |author: Option<&AuthorName>, text: &CommentText| {
+            assert!(!text.as_str().contains("boom"), "a screening panic");
+            pipeline.screen(author, text)
+        };
+        let size = PoolSize {
+            workers: 1,
+            queue: 4,
+        };
+        let pool = ScreeningPool::with_screen(Arc::new(screen), size, Arc::new(Metrics::new()));
+        let boom = CommentText::parse("boom", 100).unwrap();
+        let fine = CommentText::parse("A fair point about the budget.", 100).unwrap();
+        for _ in 0..3 {
+            let failed = pool.screen(None, boom.clone()).await;
+            assert!(
+                matches!(failed, Err(ScreeningError::Failed(_))),
+                "{failed:?}"
+            );
+            // The one worker survived the panic and its place was freed.
+            let verdict =
+                tokio::time::timeout(Duration::from_secs(10), pool.screen(None, fine.clone()))
+                    .await
+                    .expect("the worker died with the panic")
+                    .unwrap();
+            assert_eq!(verdict.decision, crate::domain::Decision::Approved);
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
