@@ -11,8 +11,10 @@
 # Prints one table row per RPC and load: medians over RUNS of req/s and of
 # mean latency, failed or non-2xx requests over all runs, for SubmitComment
 # the bytes the server wrote to disk per stored comment (median), and the
-# largest share of the CPUs other processes took during a run (keep it ~0).
-# Per-run figures go to stderr.
+# largest share of the CPUs other processes took during a run (keep it ~0);
+# then, per load, SubmitComment's req/s over CheckComment's in each run (the
+# RPCs take turns within a run) and their median. Per-run figures go to
+# stderr.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -171,18 +173,22 @@ others_pct() { # others' share of all cores between two marks, in %
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
-printf '%-14s %-7s %10s %14s %15s %14s %14s\n' RPC "c x m" "req/s" "mean latency" "non-2xx/failed" "bytes/comment" "others' CPU"
+RPCS="SubmitComment:submit CheckComment:check ListComments:list"
 TOTAL_OK=0 BUSIEST=0
-for rpc in SubmitComment:submit CheckComment:check ListComments:list; do
-  method=${rpc%:*} body=${rpc#*:}
-  for cfg in $CONFIGS; do
-    c=${cfg%x*} m=${cfg#*x}
-    rps=() lat=() per=() bad=0 others=0
-    for run in $(seq "$RUNS"); do
+# Per "RPC config": space-separated per-run figures, and totals.
+declare -A RPS LAT PER BAD OTHERS RATIOS
+# Runs are interleaved (each run times every RPC in turn), so that a drift
+# in the machine's speed falls on all of them alike, and SubmitComment is
+# compared with the CheckComment run right after it.
+for cfg in $CONFIGS; do
+  c=${cfg%x*} m=${cfg#*x}
+  for run in $(seq "$RUNS"); do
+    for rpc in $RPCS; do
+      method=${rpc%:*} body=${rpc#*:} k="$method $cfg"
       before=$(write_bytes); cpu_mark mark0
       out=$("${H2[@]}" -c "$c" -m "$m" -D "$DURATION" -d "$WORK/$body.bin" "$URL/$method")
       after=$(write_bytes); cpu_mark mark1; o=$(others_pct mark0 mark1)
-      ((o <= others)) || others=$o
+      ((o <= ${OTHERS[$k]:-0})) || OTHERS[$k]=$o
       ((o <= BUSIEST)) || BUSIEST=$o
       # finished in 10.00s, 123.40 req/s, ... / requests: ... N failed, ... /
       # status codes: N 2xx, N 3xx, N 4xx, N 5xx / time for request: min max mean ...
@@ -193,16 +199,33 @@ for rpc in SubmitComment:submit CheckComment:check ListComments:list; do
         /^time for request:/  { mean = $6; ms = mean + 0
                                 if (mean ~ /us$/) ms /= 1000; else if (mean !~ /ms$/) ms *= 1000 }
         END { print rps, ms, failed + non2xx, ok }' <<<"$out")"
-      rps+=("$r") lat+=("$l") bad=$((bad + f))
+      RPS[$k]+=" $r" LAT[$k]+=" $l" BAD[$k]=$((${BAD[$k]:-0} + f))
       if [[ $method == SubmitComment ]]; then
         TOTAL_OK=$((TOTAL_OK + ok))
-        per+=("$(((after - before) / (ok > 0 ? ok : 1)))")
+        PER[$k]+=" $(((after - before) / (ok > 0 ? ok : 1)))"
+        submitted=$r
+      elif [[ $method == CheckComment && -n ${submitted:-} ]]; then
+        RATIOS[$cfg]+=" $(awk -v s="$submitted" -v c="$r" 'BEGIN {printf "%.3f", (c > 0 ? s / c : 0)}')"
       fi
       echo "  $method ${c}x$m run $run: $r req/s, mean $l ms, $f failed/non-2xx, $ok 2xx, $((after - before)) bytes written, others' CPU $o%" >&2
     done
-    printf '%-14s %-7s %10.0f %11.2f ms %15d %14s %13s%%\n' "$method" "${c}x$m" "$(median "${rps[@]}")" \
-      "$(median "${lat[@]}")" "$bad" "$([[ ${#per[@]} -gt 0 ]] && median "${per[@]}" || echo -)" "$others"
+    submitted=
   done
+done
+
+printf '%-14s %-7s %10s %14s %15s %14s %14s\n' RPC "c x m" "req/s" "mean latency" "non-2xx/failed" "bytes/comment" "others' CPU"
+for rpc in $RPCS; do
+  method=${rpc%:*}
+  for cfg in $CONFIGS; do
+    k="$method $cfg"
+    # shellcheck disable=SC2086 # word splitting of the per-run lists is meant
+    printf '%-14s %-7s %10.0f %11.2f ms %15d %14s %13s%%\n' "$method" "$cfg" "$(median ${RPS[$k]})" \
+      "$(median ${LAT[$k]})" "${BAD[$k]}" "$([[ -n ${PER[$k]:-} ]] && median ${PER[$k]} || echo -)" "${OTHERS[$k]:-0}"
+  done
+done
+for cfg in $CONFIGS; do
+  # shellcheck disable=SC2086
+  [[ -z ${RATIOS[$cfg]:-} ]] || printf 'SubmitComment / CheckComment at %s, run by run:%s (median %s)\n' "$cfg" "${RATIOS[$cfg]}" "$(median ${RATIOS[$cfg]})"
 done
 
 # Cross-check with the server's log ("comment screened" with the decision):
