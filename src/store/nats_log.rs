@@ -40,7 +40,7 @@ use std::{
 };
 
 use async_nats::{
-    HeaderMap,
+    HeaderMap, RequestErrorKind,
     jetstream::{
         self,
         consumer::{
@@ -82,6 +82,11 @@ const FOLLOW_TIMEOUT: Duration = Duration::from_secs(1);
 /// An acknowledged append not mirrored after this makes the mirror follow
 /// the stream anew (its consumer may have died with a server).
 const MIRROR_PATIENCE: Duration = Duration::from_millis(750);
+/// Wait before publishing again when JetStream had no responder for the
+/// subject (its stream leader being elected): nothing was stored, so the
+/// retry is safe; retried within the log's timeout (nats.go does the same,
+/// `DefaultPubRetryWait`).
+const NO_RESPONDERS_RETRY: Duration = Duration::from_millis(250);
 /// How long opening waits for the stream to answer.
 const STARTUP_PATIENCE: Duration = Duration::from_secs(30);
 /// Messages the mirror writes in one sled batch at most.
@@ -505,6 +510,7 @@ impl CommentLog for NatsLog {
 }
 
 /// One message to publish.
+#[derive(Clone)]
 struct Outgoing {
     subject: String,
     headers: HeaderMap,
@@ -660,16 +666,31 @@ impl Shared {
         if let Some(id) = headers.get(DEDUP_HEADER).map(|v| v.as_str().to_owned()) {
             headers.insert("Nats-Msg-Id", id.as_str());
         }
-        let publish = PublishMessage::build().payload(payload).headers(headers);
-        let ack = async {
-            self.js
-                .send_publish(subject, publish)
-                .await
-                .map_err(|error| (error.kind(), error.to_string()))?
-                .await
-                .map_err(|error| (error.kind(), error.to_string()))
-        }
-        .await;
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let ack = loop {
+            let publish = PublishMessage::build()
+                .payload(payload.clone())
+                .headers(headers.clone());
+            let ack = async {
+                self.js
+                    .send_publish(subject.clone(), publish)
+                    .await
+                    .map_err(|error| (error.kind(), error.to_string()))?
+                    .await
+                    .map_err(|error| (error.kind(), error.to_string()))
+            }
+            .await;
+            // No responder: no stream took the message (async-nats reports
+            // NO_RESPONDERS as StreamNotFound).
+            match ack {
+                Err((PublishErrorKind::StreamNotFound, _))
+                    if tokio::time::Instant::now() + NO_RESPONDERS_RETRY < deadline =>
+                {
+                    tokio::time::sleep(NO_RESPONDERS_RETRY).await;
+                }
+                ack => break ack,
+            }
+        };
         match ack {
             Ok(ack) if ack.duplicate => Ok(Appended::Duplicate(ack.sequence)),
             Ok(ack) => Ok(Appended::New(ack.sequence)),
@@ -681,12 +702,35 @@ impl Shared {
     }
 
     /// Publishes several messages as one atomic batch; their positions.
+    /// Published again, as a new batch, while the stream has no responder
+    /// (an uncommitted batch is dropped by the stream).
     async fn publish_batch(&self, messages: Vec<Outgoing>) -> Result<Vec<u64>, LogError> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        loop {
+            match self.publish_batch_once(messages.clone()).await {
+                Err(BatchError::NoResponders)
+                    if tokio::time::Instant::now() + NO_RESPONDERS_RETRY < deadline =>
+                {
+                    tokio::time::sleep(NO_RESPONDERS_RETRY).await;
+                }
+                Err(BatchError::NoResponders) => {
+                    return Err(LogError::Unavailable(
+                        "the stream had no leader to take the batch; nothing was appended"
+                            .to_owned(),
+                    ));
+                }
+                Err(BatchError::Log(error)) => return Err(error),
+                Ok(positions) => return Ok(positions),
+            }
+        }
+    }
+
+    async fn publish_batch_once(&self, messages: Vec<Outgoing>) -> Result<Vec<u64>, BatchError> {
         if messages.len() > MAX_BATCH {
-            return Err(LogError::Unavailable(format!(
+            return Err(BatchError::Log(LogError::Unavailable(format!(
                 "{} events at once are more than the stream takes in one atomic batch ({MAX_BATCH}); nothing was appended",
                 messages.len()
-            )));
+            ))));
         }
         let inbox = self.client.new_inbox();
         let batch_id = inbox.rsplit('.').next().unwrap_or(&inbox).to_owned();
@@ -719,7 +763,10 @@ impl Shared {
                 )
                 .await
                 .map_err(|_| unknown_outcome("no acknowledgement in time"))?
-                .map_err(|error| unknown_outcome(&error.to_string()))?;
+                .map_err(|error| match error.kind() {
+                    RequestErrorKind::NoResponders => BatchError::NoResponders,
+                    _ => unknown_outcome(&error.to_string()).into(),
+                })?;
                 reply = Some(answer);
             }
         }
@@ -727,20 +774,20 @@ impl Shared {
         let reply: PublishReply = serde_json::from_slice(&reply.payload)
             .map_err(|error| unknown_outcome(&format!("unreadable acknowledgement: {error}")))?;
         if let Some(error) = reply.error {
-            return Err(if error.err_code == WRONG_LAST_SEQUENCE {
+            return Err(BatchError::Log(if error.err_code == WRONG_LAST_SEQUENCE {
                 LogError::Conflict { key: conflict_key }
             } else {
                 LogError::Unavailable(format!(
                     "the stream refused the batch, so nothing was appended: {} ({})",
                     error.description, error.err_code
                 ))
-            });
+            }));
         }
         let stored = reply.count.unwrap_or(count as u64);
         if stored != count as u64 || reply.seq < stored {
-            return Err(unknown_outcome(&format!(
+            return Err(BatchError::Log(unknown_outcome(&format!(
                 "the stream stored {stored} of {count} events"
-            )));
+            ))));
         }
         Ok((reply.seq - (stored - 1)..=reply.seq).collect())
     }
@@ -761,6 +808,19 @@ impl Shared {
                 "position {position} is stored in the stream but this replica has not received it yet; a retry with the same idempotency_key is answered with it"
             ))),
         }
+    }
+}
+
+/// Why one attempt at a batch failed.
+enum BatchError {
+    /// Nothing listened on the subject: no stream leader, nothing stored.
+    NoResponders,
+    Log(LogError),
+}
+
+impl From<LogError> for BatchError {
+    fn from(error: LogError) -> Self {
+        Self::Log(error)
     }
 }
 
