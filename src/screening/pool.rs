@@ -146,18 +146,28 @@ fn work(screen: &Screen, queue: &Mutex<mpsc::Receiver<Job>>, metrics: &Metrics) 
             Ok(queue) => queue.recv(),
             Err(_) => return,
         };
-        let Ok(job) = next else { return };
-        let _entered = job.span.enter();
+        let Ok(Job {
+            author_name,
+            text,
+            span,
+            reply,
+            _admitted: admitted,
+        }) = next
+        else {
+            return;
+        };
+        let _entered = span.enter();
         let started = Instant::now();
-        let screened = catch_unwind(AssertUnwindSafe(|| {
-            screen(job.author_name.as_ref(), &job.text)
-        }));
+        let screened = catch_unwind(AssertUnwindSafe(|| screen(author_name.as_ref(), &text)));
         metrics
             .screening_duration
             .observe(started.elapsed().as_secs_f64());
+        // The place is free before the caller hears back, so a caller that
+        // screens again at once finds it free.
+        drop(admitted);
         match screened {
             Ok(verdict) => {
-                let _ = job.reply.send(verdict);
+                let _ = reply.send(verdict);
             }
             Err(_) => tracing::error!("screening panicked; the call fails with INTERNAL"),
         }
@@ -224,6 +234,20 @@ mod tests {
                     .expect("the worker died with the panic")
                     .unwrap();
             assert_eq!(verdict.decision, crate::domain::Decision::Approved);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_caller_that_has_its_answer_finds_its_place_free() {
+        let pool = pool(PoolSize {
+            workers: 1,
+            queue: 0,
+        });
+        let text = CommentText::parse("A fair point about the budget.", 100).unwrap();
+        for call in 0..200 {
+            if let Err(error) = pool.screen(None, text.clone()).await {
+                panic!("call {call}: {error}");
+            }
         }
     }
 
