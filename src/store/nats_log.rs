@@ -666,68 +666,83 @@ impl Shared {
         if let Some(id) = headers.get(DEDUP_HEADER).map(|v| v.as_str().to_owned()) {
             headers.insert("Nats-Msg-Id", id.as_str());
         }
-        let deadline = tokio::time::Instant::now() + self.timeout;
-        let ack = loop {
-            let publish = PublishMessage::build()
-                .payload(payload.clone())
-                .headers(headers.clone());
-            let ack = async {
-                self.js
-                    .send_publish(subject.clone(), publish)
-                    .await
-                    .map_err(|error| (error.kind(), error.to_string()))?
-                    .await
-                    .map_err(|error| (error.kind(), error.to_string()))
-            }
-            .await;
-            // No responder: no stream took the message (async-nats reports
-            // NO_RESPONDERS as StreamNotFound).
-            match ack {
-                Err((PublishErrorKind::StreamNotFound, _))
-                    if tokio::time::Instant::now() + NO_RESPONDERS_RETRY < deadline =>
-                {
-                    tokio::time::sleep(NO_RESPONDERS_RETRY).await;
-                }
-                ack => break ack,
-            }
-        };
+        let key = key.unwrap_or_default();
+        self.while_no_leader(|| self.publish_one_once(&subject, &headers, &payload, &key))
+            .await
+    }
+
+    async fn publish_one_once(
+        &self,
+        subject: &str,
+        headers: &HeaderMap,
+        payload: &Bytes,
+        key: &str,
+    ) -> Result<Appended, Attempt> {
+        let publish = PublishMessage::build()
+            .payload(payload.clone())
+            .headers(headers.clone());
+        let ack = async {
+            self.js
+                .send_publish(subject.to_owned(), publish)
+                .await
+                .map_err(|error| (error.kind(), error.to_string()))?
+                .await
+                .map_err(|error| (error.kind(), error.to_string()))
+        }
+        .await;
         match ack {
             Ok(ack) if ack.duplicate => Ok(Appended::Duplicate(ack.sequence)),
             Ok(ack) => Ok(Appended::New(ack.sequence)),
-            Err((PublishErrorKind::WrongLastSequence, _)) => Err(LogError::Conflict {
-                key: key.unwrap_or_default(),
-            }),
-            Err((_, error)) => Err(unknown_outcome(&error)),
+            Err((PublishErrorKind::WrongLastSequence, _)) => {
+                Err(Attempt::Failed(LogError::Conflict {
+                    key: key.to_owned(),
+                }))
+            }
+            // async-nats reports NO_RESPONDERS as StreamNotFound.
+            Err((PublishErrorKind::StreamNotFound, _)) => Err(Attempt::NoResponders),
+            Err((_, error)) => Err(unknown_outcome(&error).into()),
         }
     }
 
     /// Publishes several messages as one atomic batch; their positions.
-    /// Published again, as a new batch, while the stream has no responder
-    /// (an uncommitted batch is dropped by the stream).
+    /// Published again as a new batch while there is no leader (the stream
+    /// drops a batch that was never committed).
     async fn publish_batch(&self, messages: Vec<Outgoing>) -> Result<Vec<u64>, LogError> {
+        self.while_no_leader(|| self.publish_batch_once(messages.clone()))
+            .await
+    }
+
+    /// Runs `attempt` again every [`NO_RESPONDERS_RETRY`] while it finds no
+    /// responder on the subject (no stream leader: nothing was stored, so
+    /// the retry is safe), for up to the log's timeout.
+    async fn while_no_leader<T, F, Fut>(&self, mut attempt: F) -> Result<T, LogError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Attempt>>,
+    {
         let deadline = tokio::time::Instant::now() + self.timeout;
         loop {
-            match self.publish_batch_once(messages.clone()).await {
-                Err(BatchError::NoResponders)
+            match attempt().await {
+                Ok(done) => return Ok(done),
+                Err(Attempt::Failed(error)) => return Err(error),
+                Err(Attempt::NoResponders)
                     if tokio::time::Instant::now() + NO_RESPONDERS_RETRY < deadline =>
                 {
                     tokio::time::sleep(NO_RESPONDERS_RETRY).await;
                 }
-                Err(BatchError::NoResponders) => {
+                Err(Attempt::NoResponders) => {
                     return Err(LogError::Unavailable(
-                        "the stream had no leader to take the batch; nothing was appended"
+                        "the stream had no leader to take the append; nothing was appended"
                             .to_owned(),
                     ));
                 }
-                Err(BatchError::Log(error)) => return Err(error),
-                Ok(positions) => return Ok(positions),
             }
         }
     }
 
-    async fn publish_batch_once(&self, messages: Vec<Outgoing>) -> Result<Vec<u64>, BatchError> {
+    async fn publish_batch_once(&self, messages: Vec<Outgoing>) -> Result<Vec<u64>, Attempt> {
         if messages.len() > MAX_BATCH {
-            return Err(BatchError::Log(LogError::Unavailable(format!(
+            return Err(Attempt::Failed(LogError::Unavailable(format!(
                 "{} events at once are more than the stream takes in one atomic batch ({MAX_BATCH}); nothing was appended",
                 messages.len()
             ))));
@@ -764,7 +779,7 @@ impl Shared {
                 .await
                 .map_err(|_| unknown_outcome("no acknowledgement in time"))?
                 .map_err(|error| match error.kind() {
-                    RequestErrorKind::NoResponders => BatchError::NoResponders,
+                    RequestErrorKind::NoResponders => Attempt::NoResponders,
                     _ => unknown_outcome(&error.to_string()).into(),
                 })?;
                 reply = Some(answer);
@@ -774,7 +789,7 @@ impl Shared {
         let reply: PublishReply = serde_json::from_slice(&reply.payload)
             .map_err(|error| unknown_outcome(&format!("unreadable acknowledgement: {error}")))?;
         if let Some(error) = reply.error {
-            return Err(BatchError::Log(if error.err_code == WRONG_LAST_SEQUENCE {
+            return Err(Attempt::Failed(if error.err_code == WRONG_LAST_SEQUENCE {
                 LogError::Conflict { key: conflict_key }
             } else {
                 LogError::Unavailable(format!(
@@ -785,7 +800,7 @@ impl Shared {
         }
         let stored = reply.count.unwrap_or(count as u64);
         if stored != count as u64 || reply.seq < stored {
-            return Err(BatchError::Log(unknown_outcome(&format!(
+            return Err(Attempt::Failed(unknown_outcome(&format!(
                 "the stream stored {stored} of {count} events"
             ))));
         }
@@ -811,16 +826,16 @@ impl Shared {
     }
 }
 
-/// Why one attempt at a batch failed.
-enum BatchError {
+/// Why one attempt at publishing failed.
+enum Attempt {
     /// Nothing listened on the subject: no stream leader, nothing stored.
     NoResponders,
-    Log(LogError),
+    Failed(LogError),
 }
 
-impl From<LogError> for BatchError {
+impl From<LogError> for Attempt {
     fn from(error: LogError) -> Self {
-        Self::Log(error)
+        Self::Failed(error)
     }
 }
 
