@@ -20,7 +20,7 @@
 //!  20  u32  n = number of non-zero weights
 //!  24  n x { varint gap (LEB128, index delta from previous non-zero, first from 0), i8 weight }
 
-use std::{collections::HashSet, sync::LazyLock};
+use std::{cell::OnceCell, collections::HashSet, sync::LazyLock};
 
 use rustrict::Type;
 
@@ -171,14 +171,20 @@ impl Model {
 
     /// Probability-like score in [0, 1]; compare with `self.threshold`.
     pub fn score(&self, text: &Normalized) -> f32 {
-        self.score_with(text, None)
+        self.score_features(&TextFeatures::new(text, None))
     }
 
-    /// `score`, reusing rustrict's analysis of the text when given.
-    pub fn score_with(&self, text: &Normalized, rustrict: Option<Type>) -> f32 {
-        let mut feats = Vec::with_capacity(256 + 3 * text.text().len());
-        extract(text, self.flags, self.hash_bits, rustrict, &mut feats);
-        sigmoid(self.margin_features(&feats))
+    /// `score` of a text whose features are already extracted (and shared
+    /// with the other models).
+    pub fn score_features(&self, features: &TextFeatures<'_>) -> f32 {
+        let mask = bucket_mask(self.hash_bits);
+        let mut s = 0f32;
+        for part in features.parts(self.flags) {
+            for &(hash, value) in part {
+                s += self.weights[(hash & mask) as usize] as f32 * value;
+            }
+        }
+        sigmoid(self.bias + s * self.scale)
     }
 
     pub fn is_flagged(&self, text: &Normalized) -> bool {
@@ -276,13 +282,15 @@ fn h_bytes(mut h: u64, s: &[u8]) -> u64 {
     h
 }
 
+/// A feature's full 32-bit hash; a model keeps its low `hash_bits` bits
+/// (its bucket), so one extraction serves models of any size.
 #[inline]
-fn finish(h: u64, mask: u32) -> u32 {
+fn finish(h: u64) -> u32 {
     let mut x = h;
     x ^= x >> 33;
     x = x.wrapping_mul(0xff51afd7ed558ccd);
     x ^= x >> 33;
-    (x as u32) & mask
+    x as u32
 }
 
 #[inline]
@@ -345,7 +353,7 @@ fn registrable(dom: &str) -> Option<String> {
 }
 
 /// Gives every feature of one namespace the value `scale / sqrt(count)`.
-fn normalise(feats: &mut [(u32, f32)], scale: f32) {
+fn normalise(feats: &mut [Feature], scale: f32) {
     let n = feats.len().max(1) as f32;
     let v = scale / n.sqrt();
     for f in feats {
@@ -380,12 +388,106 @@ struct Shape {
     timestamps: usize,
 }
 
+/// A feature: its full hash ([`finish`]) and its value.
+pub type Feature = (u32, f32);
+
+/// One text's features, extracted once and read by every model: links,
+/// shape and rustrict's findings are the same for all of them, and the
+/// word and character n-gram features come in two versions (all words, or
+/// content words only with [`FLAG_CONTENT_WORDS`]), each built the first
+/// time a model asks for it. A model keeps the bits of each hash its size
+/// needs ([`Model::score_features`]); the sum runs in the order
+/// [`extract`] writes, so the scores are those of separate extractions.
+pub struct TextFeatures<'a> {
+    text: &'a Normalized,
+    rustrict: Option<Type>,
+    /// The text's words as " w1 w2 ... ", links and mentions as tokens.
+    words: String,
+    links: Vec<Feature>,
+    shape: Vec<Feature>,
+    all_words: OnceCell<Vec<Feature>>,
+    content_words: OnceCell<Vec<Feature>>,
+    rustrict_findings: OnceCell<Vec<Feature>>,
+}
+
+impl<'a> TextFeatures<'a> {
+    /// With `FLAG_RUSTRICT`, rustrict's analysis of the text is a feature:
+    /// pass it as `rustrict` when the caller already has it (the pipeline
+    /// does), or `None` to have it computed the same way
+    /// ([`super::screening_type`]) when a model first needs it.
+    pub fn new(text: &'a Normalized, rustrict: Option<Type>) -> Self {
+        let mut shape = Shape::default();
+        let mut links = Vec::new();
+        let mut words = String::with_capacity(text.text().len() + 2);
+        words.push(' ');
+        for piece in text.pieces() {
+            match piece {
+                // Sources people cite (government, universities, reference
+                // works) are discussion, not promotion: a word of their own
+                // and no link signals.
+                Piece::Link(link) if is_reference_link(link) => words.push_str("xrefx "),
+                Piece::Link(link) => {
+                    shape.links += 1;
+                    link_features(link, &mut links);
+                    words.push_str("xurlx ");
+                }
+                Piece::Mention(_) => {
+                    shape.mentions += 1;
+                    words.push_str("xatx ");
+                }
+                Piece::Text(plain) => read_words(plain, &mut words, &mut shape),
+            }
+        }
+        let mut shape_signals = Vec::with_capacity(9);
+        shape_features(text.text(), &shape, &mut shape_signals);
+        Self {
+            text,
+            rustrict,
+            words,
+            links,
+            shape: shape_signals,
+            all_words: OnceCell::new(),
+            content_words: OnceCell::new(),
+            rustrict_findings: OnceCell::new(),
+        }
+    }
+
+    /// The features a model with `flags` reads, as slices in extraction order.
+    fn parts(&self, flags: u8) -> [&[Feature]; 4] {
+        let words = if flags & FLAG_CONTENT_WORDS != 0 {
+            self.content_words
+                .get_or_init(|| word_and_char_features(&content_words(&self.words)))
+        } else {
+            self.all_words
+                .get_or_init(|| word_and_char_features(&self.words))
+        };
+        let rustrict: &[Feature] = if flags & FLAG_RUSTRICT != 0 {
+            self.rustrict_findings.get_or_init(|| {
+                let analysis = self
+                    .rustrict
+                    .unwrap_or_else(|| super::screening_type(self.text));
+                let mut out = Vec::with_capacity(8);
+                rustrict_features(analysis, &mut out);
+                out
+            })
+        } else {
+            &[]
+        };
+        [&self.links, words, &self.shape, rustrict]
+    }
+
+    /// Appends the features a model with `flags` and `hash_bits` reads to
+    /// `out`, as (bucket, value) pairs (duplicates allowed; they add up).
+    pub fn write(&self, flags: u8, hash_bits: u8, out: &mut Vec<(u32, f32)>) {
+        let mask = bucket_mask(hash_bits);
+        for part in self.parts(flags) {
+            out.extend(part.iter().map(|&(hash, value)| (hash & mask, value)));
+        }
+    }
+}
+
 /// Feature extraction shared by training and inference: appends (bucket
-/// index, value) pairs to `out` (duplicates allowed; they add up).
-///
-/// With `FLAG_RUSTRICT`, rustrict's analysis of the text is a feature: pass
-/// it as `rustrict` when the caller already has it (the pipeline does), or
-/// `None` to have it computed here the same way ([`super::screening_type`]).
+/// index, value) pairs to `out` ([`TextFeatures::write`]).
 pub fn extract(
     text: &Normalized,
     flags: u8,
@@ -393,38 +495,15 @@ pub fn extract(
     rustrict: Option<Type>,
     out: &mut Vec<(u32, f32)>,
 ) {
-    let mask = bucket_mask(hash_bits);
-    let mut shape = Shape::default();
-    let mut words = String::with_capacity(text.text().len() + 2); // " w1 w2 ... "
-    words.push(' ');
-    for piece in text.pieces() {
-        match piece {
-            // Sources people cite (government, universities, reference
-            // works) are discussion, not promotion: a word of their own and
-            // no link signals.
-            Piece::Link(link) if is_reference_link(link) => words.push_str("xrefx "),
-            Piece::Link(link) => {
-                shape.links += 1;
-                link_features(link, mask, out);
-                words.push_str("xurlx ");
-            }
-            Piece::Mention(_) => {
-                shape.mentions += 1;
-                words.push_str("xatx ");
-            }
-            Piece::Text(plain) => read_words(plain, &mut words, &mut shape),
-        }
-    }
-    if flags & FLAG_CONTENT_WORDS != 0 {
-        words = content_words(&words);
-    }
-    word_features(&words, mask, out);
-    char_ngram_features(&words, mask, out);
-    shape_features(text.text(), &shape, mask, out);
-    if flags & FLAG_RUSTRICT != 0 {
-        let analysis = rustrict.unwrap_or_else(|| super::screening_type(text));
-        rustrict_features(analysis, mask, out);
-    }
+    TextFeatures::new(text, rustrict).write(flags, hash_bits, out);
+}
+
+/// Word unigrams and bigrams, then character n-grams, of " w1 w2 ... ".
+fn word_and_char_features(words: &str) -> Vec<Feature> {
+    let mut out = Vec::with_capacity(2 * words.len() + 3 * words.len().min(MAX_NGRAM_BYTES));
+    word_features(words, &mut out);
+    char_ngram_features(words, &mut out);
+    out
 }
 
 /// English function words and mild swear words, skipped with
@@ -657,8 +736,8 @@ fn is_reference_link(link: &str) -> bool {
 
 /// A link's domain, registrable domain, first path segment and query keys
 /// ("youtube.com/watch", "q:t").
-fn link_features(link: &str, mask: u32, out: &mut Vec<(u32, f32)>) {
-    let mut push = |h: u64| out.push((finish(h, mask), 1.0));
+fn link_features(link: &str, out: &mut Vec<Feature>) {
+    let mut push = |h: u64| out.push((finish(h), 1.0));
     let domain = url_domain(link);
     push(h_bytes(ns(b'd'), domain.as_bytes()));
     let reg = registrable(&domain);
@@ -757,18 +836,18 @@ fn read_words(plain: &str, words: &mut String, shape: &mut Shape) {
 }
 
 /// Word unigrams and bigrams.
-fn word_features(words: &str, mask: u32, out: &mut Vec<(u32, f32)>) {
+fn word_features(words: &str, out: &mut Vec<Feature>) {
     let w_ns = ns(b'w');
     let b_ns = ns(b'b');
     let start = out.len();
     let mut prev: Option<&str> = None;
     for w in words.split_ascii_whitespace() {
-        out.push((finish(h_bytes(w_ns, w.as_bytes()), mask), 1.0));
+        out.push((finish(h_bytes(w_ns, w.as_bytes())), 1.0));
         let h = match prev {
             Some(p) => h_bytes(h_bytes(b_ns, p.as_bytes()), w.as_bytes()),
             None => h_bytes(h_bytes(b_ns, b"^"), w.as_bytes()),
         };
-        out.push((finish(h, mask), 1.0));
+        out.push((finish(h), 1.0));
         prev = Some(w);
     }
     normalise(&mut out[start..], WORD_SCALE);
@@ -776,7 +855,7 @@ fn word_features(words: &str, mask: u32, out: &mut Vec<(u32, f32)>) {
 
 /// Character 3–5-grams over " w1 w2 ... " (bytes), from the first
 /// [`MAX_NGRAM_BYTES`].
-fn char_ngram_features(words: &str, mask: u32, out: &mut Vec<(u32, f32)>) {
+fn char_ngram_features(words: &str, out: &mut Vec<Feature>) {
     let c_ns = ns(b'c');
     let start = out.len();
     let wb = &words.as_bytes()[..words.len().min(MAX_NGRAM_BYTES)];
@@ -789,7 +868,7 @@ fn char_ngram_features(words: &str, mask: u32, out: &mut Vec<(u32, f32)>) {
             }
             h = (h ^ collapsed[i + k] as u64).wrapping_mul(FNV_PRIME);
             if k >= 2 {
-                out.push((finish(h ^ k as u64, mask), 1.0));
+                out.push((finish(h ^ k as u64), 1.0));
             }
         }
     }
@@ -797,8 +876,8 @@ fn char_ngram_features(words: &str, mask: u32, out: &mut Vec<(u32, f32)>) {
 }
 
 /// Length, capitals, links, mentions, punctuation, digits, other scripts.
-fn shape_features(text: &str, shape: &Shape, mask: u32, out: &mut Vec<(u32, f32)>) {
-    let mut sig = |name: &[u8], b: u8| out.push((finish(h_signal(name, b), mask), SIGNAL_SCALE));
+fn shape_features(text: &str, shape: &Shape, out: &mut Vec<Feature>) {
+    let mut sig = |name: &[u8], b: u8| out.push((finish(h_signal(name, b)), SIGNAL_SCALE));
     sig(
         b"len",
         bucket(text.trim().len(), &[16, 32, 64, 128, 256, 512]),
@@ -823,7 +902,7 @@ fn shape_features(text: &str, shape: &Shape, mask: u32, out: &mut Vec<(u32, f32)
 }
 
 /// rustrict's category × severity findings.
-fn rustrict_features(analysis: Type, mask: u32, out: &mut Vec<(u32, f32)>) {
+fn rustrict_features(analysis: Type, out: &mut Vec<Feature>) {
     let r_ns = ns(b'r');
     let cats = [
         Type::PROFANE,
@@ -833,7 +912,7 @@ fn rustrict_features(analysis: Type, mask: u32, out: &mut Vec<(u32, f32)>) {
         Type::EVASIVE,
     ];
     let sevs = [Type::MILD, Type::MODERATE, Type::SEVERE];
-    let mut rsig = |a: u8, b: u8| out.push((finish(h_bytes(r_ns, &[a, b]), mask), 1.0));
+    let mut rsig = |a: u8, b: u8| out.push((finish(h_bytes(r_ns, &[a, b])), 1.0));
     let mut any = false;
     for (ci, &c) in cats.iter().enumerate() {
         for (si, &s) in sevs.iter().enumerate() {
@@ -874,19 +953,16 @@ fn finish_word(words: &mut String, wstart: usize, all_digits: bool) {
 
 /// Debug helpers (feature inspection): bucket of a word unigram, a shape signal, a rustrict flag.
 pub fn word_index(word: &str, hash_bits: u8) -> u32 {
-    finish(h_bytes(ns(b'w'), word.as_bytes()), bucket_mask(hash_bits))
+    finish(h_bytes(ns(b'w'), word.as_bytes())) & bucket_mask(hash_bits)
 }
 pub fn signal_index(name: &str, b: u8, hash_bits: u8) -> u32 {
-    finish(h_signal(name.as_bytes(), b), bucket_mask(hash_bits))
+    finish(h_signal(name.as_bytes(), b)) & bucket_mask(hash_bits)
 }
 pub fn rustrict_index(a: u8, b: u8, hash_bits: u8) -> u32 {
-    finish(h_bytes(ns(b'r'), &[a, b]), bucket_mask(hash_bits))
+    finish(h_bytes(ns(b'r'), &[a, b])) & bucket_mask(hash_bits)
 }
 pub fn domain_index(reg_domain: &str, hash_bits: u8) -> u32 {
-    finish(
-        h_bytes(ns(b'D'), reg_domain.as_bytes()),
-        bucket_mask(hash_bits),
-    )
+    finish(h_bytes(ns(b'D'), reg_domain.as_bytes())) & bucket_mask(hash_bits)
 }
 
 #[cfg(test)]
@@ -920,6 +996,34 @@ mod tests {
             assert_eq!(model.weights.len(), 1 << model.hash_bits);
             assert!(model.threshold > 0.0 && model.threshold < 1.0, "{model:?}");
             assert_eq!(model.to_bytes(), bytes);
+        }
+    }
+
+    #[test]
+    fn shared_features_score_exactly_as_one_extraction_per_model() {
+        let texts = [
+            "The council's decision to delay the bus lane makes sense to me.",
+            "Check out my channel http://example.com/watch?v=abc and subscribe!!!",
+            "@maria_k you stupid idiot, nobody asked for your opinion 3:40",
+            "Source: https://www.ons.gov.uk/economy and en.wikipedia.org/wiki/Tax",
+            "ЅUBЅCRIBE to my channel for FREE iPhones 100000",
+            "",
+        ];
+        let models = embedded();
+        for text in texts {
+            let normalized = Normalized::new(text);
+            let rustrict = crate::screening::screening_type(&normalized);
+            let shared = TextFeatures::new(&normalized, Some(rustrict));
+            for (name, model) in &models {
+                let mut own = Vec::new();
+                extract(&normalized, model.flags, model.hash_bits, None, &mut own);
+                let alone = sigmoid(model.margin_features(&own));
+                assert_eq!(
+                    model.score_features(&shared).to_bits(),
+                    alone.to_bits(),
+                    "{name} on {text:?}"
+                );
+            }
         }
     }
 

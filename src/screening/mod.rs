@@ -31,7 +31,7 @@ use rustrict::Type;
 use crate::domain::{AuthorName, CommentText, Verdict};
 use censor::censor_and_analyze;
 pub use censor::screening_type;
-use classifier::{Model, ModelError, OFFENSIVE_MODEL, SPAM_MODEL, TOXICITY_MODEL};
+use classifier::{Model, ModelError, OFFENSIVE_MODEL, SPAM_MODEL, TOXICITY_MODEL, TextFeatures};
 pub use normalize::Normalized;
 
 pub use profanity::ProfanityPolicy;
@@ -70,6 +70,8 @@ pub struct ScreenInput<'a> {
     /// The comment after [`Normalized::new`]: what every filter reads.
     pub text: &'a Normalized,
     pub text_type: Type,
+    /// The text's model features, extracted once for every model.
+    pub features: &'a TextFeatures<'a>,
     /// Part of the text is mostly look-alike characters, unreadable to
     /// rustrict at a bounded cost (see [`censor`]).
     pub obfuscated: bool,
@@ -119,10 +121,12 @@ impl Pipeline {
         } else {
             screening_type(&Normalized::new(author_name))
         };
+        let features = TextFeatures::new(&normalized, Some(analysis.found));
         let input = ScreenInput {
             author_name,
             text: &normalized,
             text_type: analysis.found,
+            features: &features,
             obfuscated: analysis.obfuscated,
             author_type,
         };

@@ -207,7 +207,7 @@ impl ProfanityFilter {
 impl ContentFilter for ProfanityFilter {
     fn inspect(&self, input: &ScreenInput<'_>, findings: &mut Vec<Reason>) {
         let view = self.model.as_ref().map(|model| {
-            let score = model.score_with(input.text, Some(input.text_type));
+            let score = model.score_features(input.features);
             ModelView {
                 offensive: score >= model.threshold,
                 score,

@@ -69,7 +69,7 @@ fn held(code: &str, message: String) -> Reason {
 impl ContentFilter for SpamFilter {
     fn inspect(&self, input: &ScreenInput<'_>, findings: &mut Vec<Reason>) {
         if let Some(model) = &self.model {
-            let score = model.score(input.text);
+            let score = model.score_features(input.features);
             if score >= model.threshold {
                 let words = model.top_words(input.text, 3);
                 let links = input.text.link_count();

@@ -43,7 +43,7 @@ impl ContentFilter for ToxicityFilter {
         let Some(model) = &self.model else {
             return;
         };
-        let score = model.score_with(input.text, Some(input.text_type));
+        let score = model.score_features(input.features);
         if score < model.threshold {
             return;
         }
