@@ -5,10 +5,10 @@
 //! pipeline, the store and the hub only ever see values that are already
 //! valid. None of them know about protobuf.
 
-use std::{fmt, time::SystemTime};
+use std::{borrow::Cow, fmt, time::SystemTime};
 
 use serde::{Deserialize, Serialize};
-use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
 use unicode_security::MixedScript;
 
 /// One refused field of a request: which field, and why.
@@ -100,6 +100,16 @@ fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
+/// `text` in Unicode NFC, borrowed when it already is (always for ASCII,
+/// and for almost all comments: composing is the costly part).
+pub fn nfc(text: &str) -> Cow<'_, str> {
+    if is_nfc_quick(text.chars()) == IsNormalized::Yes {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(text.nfc().collect())
+    }
+}
+
 /// Trims, unifies line endings (including U+2028 and U+2029), normalises to
 /// NFC and checks the length in characters (Unicode scalar values). A value
 /// with nothing visible (only spaces, zero-width or filler characters) is
@@ -112,7 +122,7 @@ fn parse_text_field(
     let unified = raw
         .replace("\r\n", "\n")
         .replace(['\r', '\u{2028}', '\u{2029}'], "\n");
-    let text: String = unified.trim().nfc().collect();
+    let text = nfc(unified.trim()).into_owned();
     check_no_control(field, &text)?;
     let chars = text.chars().count();
     if chars == 0 {
@@ -742,6 +752,14 @@ mod tests {
     fn text_is_trimmed_and_normalised_to_nfc() {
         let text = CommentText::parse("  Cafe\u{301}\r\nok  ", 100).unwrap();
         assert_eq!(text.as_str(), "Caf\u{e9}\nok");
+    }
+
+    #[test]
+    fn nfc_borrows_normalised_text_and_composes_or_reorders_the_rest() {
+        assert!(matches!(nfc("Caf\u{e9} ok"), Cow::Borrowed(_)));
+        assert_eq!(nfc("Cafe\u{301}"), "Caf\u{e9}");
+        // Combining marks out of canonical order (dot above before dot below).
+        assert_eq!(nfc("q\u{307}\u{323}"), "q\u{323}\u{307}");
     }
 
     #[test]

@@ -22,7 +22,6 @@
 use std::ops::Range;
 
 use linkify::{LinkFinder, LinkKind};
-use unicode_normalization::UnicodeNormalization;
 
 /// A part of a normalised text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,7 +172,12 @@ fn href_target(tag: &str) -> Option<&str> {
 
 /// NFC, invisible characters removed, confusables folded.
 fn fold_characters(text: &str) -> String {
-    text.nfc()
+    // ASCII has nothing to compose, hide or fold; most comments are ASCII.
+    if text.is_ascii() {
+        return text.to_owned();
+    }
+    crate::domain::nfc(text)
+        .chars()
         .filter(|&c| !is_invisible(c))
         .map(|c| if c.is_ascii() { c } else { fold_confusable(c) })
         .collect()
