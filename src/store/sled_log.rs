@@ -499,22 +499,23 @@ impl Writer {
 
     /// Refuses to write while the disk's free space is under the reserve
     /// (`min_free_bytes`, at most a quarter of the disk) plus what this
-    /// group will take (`staged` bytes of events, counted four times: sled
-    /// writes pages whole, and the views follow), so that sled, which
-    /// cannot recover from a full disk without a restart, never meets one;
-    /// reports the change to watchers.
+    /// group will take, so that sled, which cannot recover from a full disk
+    /// without a restart, never meets one ([`has_room`]); reports the
+    /// change to watchers.
     fn check_space(&mut self, staged: u64) -> Result<(), String> {
         let state = match (fs2::available_space(&self.dir), fs2::total_space(&self.dir)) {
             (Ok(available), Ok(total)) => {
                 let reserve = self.min_free_bytes.min(total / 4);
-                if available < reserve.saturating_add(staged.saturating_mul(4)) {
-                    Writability::NoSpace(format!(
-                        "the data disk is full ({} KiB free, {} KiB kept free); writes resume once space is freed, reads still work",
-                        available / 1024,
-                        reserve / 1024
-                    ))
-                } else {
+                let stopped = matches!(*self.writability.borrow(), Writability::NoSpace(_));
+                if has_room(available, reserve, staged, stopped) {
                     Writability::Writable
+                } else {
+                    Writability::NoSpace(format!(
+                        "the data disk is full ({} KiB free, {} KiB kept free); writes resume once {} KiB are free, reads still work",
+                        available / 1024,
+                        reserve / 1024,
+                        resume_at(reserve) / 1024
+                    ))
                 }
             }
             // Cannot tell: let the write itself find out.
@@ -592,6 +593,23 @@ impl Writer {
             .map_err(read_error)?
             .map(|bytes| u64_at_end(&bytes)))
     }
+}
+
+/// Whether a group staging `staged` bytes of events may be written with
+/// `available` bytes free and `reserve` kept free. Events count four times
+/// (sled writes pages whole, and the views follow). Once writes have
+/// `stopped`, they resume only at [`resume_at`], a little above the
+/// reserve: free space that hovers around the reserve (sled's own
+/// background writes, other files) does not flip the log, and health with
+/// it, between full and writable.
+fn has_room(available: u64, reserve: u64, staged: u64, stopped: bool) -> bool {
+    let floor = if stopped { resume_at(reserve) } else { reserve };
+    available >= floor.saturating_add(staged.saturating_mul(4))
+}
+
+/// Free space at which stopped writes resume: the reserve and an eighth.
+fn resume_at(reserve: u64) -> u64 {
+    reserve.saturating_add(reserve / 8)
 }
 
 /// Removes up to [`SWEEP_LIMIT`] expired duplicate records of `tree` (the
@@ -729,4 +747,29 @@ pub(super) fn key_key(key: &str) -> Vec<u8> {
 
 pub(super) fn read_error(error: sled::Error) -> LogError {
     LogError::Read(error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_stop_at_the_reserve_and_resume_only_above_it() {
+        const MIB: u64 = 1024 * 1024;
+        let reserve = 64 * MIB;
+        // Writable: a group fits while the reserve stays free after it.
+        assert!(has_room(65 * MIB, reserve, MIB / 8, false));
+        assert!(!has_room(65 * MIB, reserve, MIB, false));
+        assert!(!has_room(63 * MIB, reserve, 0, false));
+        // Stopped: space back just over the reserve is not enough...
+        assert!(!has_room(66 * MIB, reserve, 0, true));
+        assert!(!has_room(resume_at(reserve) - 1, reserve, 0, true));
+        // ...an eighth more is.
+        assert_eq!(resume_at(reserve), 72 * MIB);
+        assert!(has_room(72 * MIB, reserve, 0, true));
+        assert!(!has_room(72 * MIB, reserve, MIB, true));
+        // No overflow at the extremes.
+        assert!(!has_room(u64::MAX - 1, u64::MAX / 2, u64::MAX, false));
+        assert!(!has_room(0, u64::MAX, 0, true));
+    }
 }
