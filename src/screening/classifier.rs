@@ -162,10 +162,15 @@ impl Model {
 
     /// Linear margin for already-extracted features.
     pub fn margin_features(&self, feats: &[(u32, f32)]) -> f32 {
-        let mut s = 0f32;
-        for &(i, v) in feats {
-            s += self.weights[i as usize] as f32 * v;
-        }
+        self.margin(feats.iter().copied())
+    }
+
+    /// Linear margin of (bucket, value) pairs, summed in their order (a
+    /// fold, so that chained slices are summed as plain loops).
+    fn margin(&self, features: impl Iterator<Item = (u32, f32)>) -> f32 {
+        let s = features.fold(0f32, |s, (bucket, value)| {
+            s + self.weights[bucket as usize] as f32 * value
+        });
         self.bias + s * self.scale
     }
 
@@ -177,14 +182,7 @@ impl Model {
     /// `score` of a text whose features are already extracted (and shared
     /// with the other models).
     pub fn score_features(&self, features: &TextFeatures<'_>) -> f32 {
-        let mask = bucket_mask(self.hash_bits);
-        let mut s = 0f32;
-        for part in features.parts(self.flags) {
-            for &(hash, value) in part {
-                s += self.weights[(hash & mask) as usize] as f32 * value;
-            }
-        }
-        sigmoid(self.bias + s * self.scale)
+        sigmoid(self.margin(features.buckets(self.flags, self.hash_bits)))
     }
 
     pub fn is_flagged(&self, text: &Normalized) -> bool {
@@ -476,13 +474,20 @@ impl<'a> TextFeatures<'a> {
         [&self.links, words, &self.shape, rustrict]
     }
 
-    /// Appends the features a model with `flags` and `hash_bits` reads to
-    /// `out`, as (bucket, value) pairs (duplicates allowed; they add up).
-    pub fn write(&self, flags: u8, hash_bits: u8, out: &mut Vec<(u32, f32)>) {
+    /// The features a model with `flags` and `hash_bits` reads, as
+    /// (bucket, value) pairs in extraction order (duplicates allowed; they
+    /// add up).
+    fn buckets(&self, flags: u8, hash_bits: u8) -> impl Iterator<Item = (u32, f32)> + '_ {
         let mask = bucket_mask(hash_bits);
-        for part in self.parts(flags) {
-            out.extend(part.iter().map(|&(hash, value)| (hash & mask, value)));
-        }
+        self.parts(flags)
+            .into_iter()
+            .flatten()
+            .map(move |&(hash, value)| (hash & mask, value))
+    }
+
+    /// Appends [`Self::buckets`] to `out`.
+    pub fn write(&self, flags: u8, hash_bits: u8, out: &mut Vec<(u32, f32)>) {
+        out.extend(self.buckets(flags, hash_bits));
     }
 }
 
