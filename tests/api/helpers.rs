@@ -102,22 +102,10 @@ pub async fn spawn_app_in(data_dir: &Path, configure: impl FnOnce(&mut Config)) 
         .expect("tokens file");
     config.moderator_tokens_file = Some(tokens);
     configure(&mut config);
-    // A server stopped just before on the same folder may still be letting
-    // go of it (its connection tasks end a moment after it returns).
-    let mut attempts = 0;
-    let application = loop {
-        match Application::build(config.clone()).await {
-            Ok(application) => break application,
-            Err(error)
-                if attempts < 100
-                    && format!("{error:#}").contains("cannot open the data folder") =>
-            {
-                attempts += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-            Err(error) => panic!("application builds: {error:#}"),
-        }
-    };
+    wait_until_released(data_dir);
+    let application = Application::build(config)
+        .await
+        .unwrap_or_else(|error| panic!("application builds: {error:#}"));
     let addr = application.local_addr();
     let metrics_addr = application.metrics_addr();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -134,6 +122,29 @@ pub async fn spawn_app_in(data_dir: &Path, configure: impl FnOnce(&mut Config)) 
         stop: Some(stop),
         task: Some(task),
     }
+}
+
+/// Waits until no one holds the lock sled takes on `data_dir/db` (returns
+/// at once for a new folder). A database dropped in this process, such as
+/// a server stopped just before, lets go of it a moment later (sled's
+/// flusher thread holds it until it ends; sled's own tests block on the
+/// lock for that reason, `Config::try_lock`): opening the folder before
+/// then fails with "cannot open the data folder".
+pub fn wait_until_released(data_dir: &Path) {
+    use std::os::fd::AsRawFd;
+    let Ok(file) = std::fs::File::open(data_dir.join("db")) else {
+        return;
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    // SAFETY: flock on a descriptor this function owns.
+    while unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the data folder was still locked 10 s after its database was dropped"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Closing `file` releases the lock.
 }
 
 /// A plaintext HTTP/2 connection to the server.

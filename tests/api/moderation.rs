@@ -723,6 +723,7 @@ async fn removed_and_rejected_comments_are_erased_from_the_log() {
         .unwrap();
     let data_dir = app.data_dir.clone();
     let _keep = app.stop().await;
+    crate::helpers::wait_until_released(&data_dir);
 
     let store = commentd::store::Store::open(
         &data_dir,

@@ -284,7 +284,7 @@ async fn a_data_dir_of_a_newer_format_is_refused() {
         db.insert("format", &[9]).unwrap();
         db.flush().unwrap();
     }
-    wait_until_unlocked(temp.path());
+    crate::helpers::wait_until_released(temp.path());
     let config = crate::helpers::test_config(temp.path());
     let error = commentd::Application::build(config)
         .await
@@ -293,26 +293,6 @@ async fn a_data_dir_of_a_newer_format_is_refused() {
     let message = format!("{error:#}");
     assert!(message.contains("format 9"), "{message}");
     assert!(message.contains("newer commentd"), "{message}");
-}
-
-/// Waits until no one holds the lock sled takes on `dir/db`. sled can let
-/// go of a dropped database's lock a moment after the drop (its own tests
-/// block on the lock for that reason, `Config::try_lock`); opening the data
-/// dir before that fails with "could not acquire lock" instead of the error
-/// under test.
-fn wait_until_unlocked(dir: &Path) {
-    use std::os::fd::AsRawFd;
-    let file = std::fs::File::open(dir.join("db")).unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    // SAFETY: flock on a descriptor this function owns.
-    while unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "sled held its lock 10 s after the database was dropped"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    // Closing `file` releases the lock.
 }
 
 /// Everything a reader or moderator can read, as text.
@@ -427,6 +407,7 @@ async fn rebuilt_views_answer_exactly_as_before() {
     crate::helpers::submit_approved(&mut client, "sport-final", "What a final that was.").await;
     let before = snapshot(&app).await;
     let _keep = app.stop().await;
+    crate::helpers::wait_until_released(&data);
 
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_commentd"))
         .args(["rebuild-views", "--data-dir"])
