@@ -33,8 +33,9 @@ pub enum Command {
     /// Ask a running server's grpc.health.v1.Health/Check: exit 0 when
     /// SERVING, 1 otherwise (for container health checks; needs no shell).
     Healthcheck(HealthcheckArgs),
-    /// Delete the views (listings, queues, indexes) and derive them again
-    /// from the log, then exit; the server must not be running.
+    /// Derive the views (listings, queues, indexes) from the whole log, as
+    /// every start does, report the time it took, then exit; the server
+    /// must not be running.
     RebuildViews(DataDirArgs),
     /// Publish the embedded (sled) log of --data-dir into the NATS
     /// JetStream stream of --log, keeping every comment id (new ids continue

@@ -301,7 +301,7 @@ impl CommentText {
 }
 
 /// The opaque id of an end user or device, supplied by the calling site.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ClientId(String);
 

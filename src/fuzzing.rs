@@ -20,10 +20,9 @@ use crate::{
     paging,
     screening::{Models, Pipeline, ProfanityPolicy, SpamPolicy, TermList, ToxicityPolicy},
     store::{
-        BanRecord, Event, Status,
+        Event,
         event::{self, u64_at_end},
         migrate,
-        views::{self, ListingEntry},
     },
 };
 
@@ -251,7 +250,8 @@ pub fn page_tokens(data: &[u8]) {
 /// Target `store_records`: the first byte chooses what the rest is:
 /// - 0: a log event ([`event::decode`]); a readable one re-encodes to
 ///   the same event, and its audit entry and comment can be derived;
-/// - 1: a view entry, `key NUL value`, read as every kind of view value;
+/// - 1: a log index entry, `key NUL value` (dedup records and positions;
+///   the views are no longer on disk, so no view entry is read);
 /// - 2: a format-1 data dir, as records (`u8` key length, key, `u16` LE
 ///   value length, value), migrated by `store::migrate::from_v1`.
 pub fn store_records(data: &[u8]) {
@@ -276,11 +276,7 @@ pub fn store_records(data: &[u8]) {
                 Some(at) => (&rest[..at], &rest[at + 1..]),
                 None => (&[][..], rest),
             };
-            let _ = views::decode_entry::<ListingEntry>(key, value);
-            let _ = views::decode_entry::<Status>(key, value);
-            let _ = views::decode_entry::<BanRecord>(key, value);
-            let _ = views::decode_entry::<crate::domain::ArticleSettings>(key, value);
-            let _ = views::decode_entry::<Term>(key, value);
+            let _ = u64_at_end(key);
             let _ = event::decode::<(u64, u64)>(value);
             let _ = u64_at_end(value);
         }

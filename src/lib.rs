@@ -26,8 +26,9 @@
 //!   per filter, the learned classifiers; `screening::train` (feature
 //!   `train`, binary `commentd-train`) trains and measures them.
 //! - [`store`]: the log of events behind the `CommentLog` seam (sled by
-//!   default: group commit, `fdatasync`), the views derived from it, the
-//!   format version and migrations.
+//!   default: group commit, `fdatasync`), the views derived from it (in
+//!   memory, rebuilt from the log at every start), the format version and
+//!   migrations.
 //! - [`hub`]: live fan-out per article, with the slow-subscriber policy.
 //!
 //! Dependencies point inward: `api` uses `comments` and `moderators` (and

@@ -70,7 +70,6 @@ impl Imported {
     fn write(&self, db: &sled::Db) -> Result<(), StoreError> {
         let log = db.open_tree("log.v2")?;
         log.clear()?;
-        db.drop_tree(super::views::TREE)?;
         let mut batch = sled::Batch::default();
         for (position, event) in &self.events {
             batch.insert(&super::sled_log::log_key(*position)[..], encode(event));

@@ -6,7 +6,8 @@
 //! - [`sled_log`]: the embedded log (sled, group commit, `fdatasync`).
 //! - [`event`]: what the log records, in a compact binary encoding.
 //! - [`views`]: listings, held queue, statuses, settings, terms, bans and
-//!   audit indexes, written by one materialiser from committed events.
+//!   audit indexes, held in memory and applied by one materialiser from
+//!   committed events (rebuilt from the log on every start).
 //! - [`migrate`]: the format version, and data dirs of earlier versions.
 //!
 //! The use cases (`comments`, `moderators`) decide what happens and hand the
@@ -27,7 +28,7 @@ pub mod views;
 
 use std::{
     path::Path,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard},
     thread,
     time::Duration,
 };
@@ -45,7 +46,7 @@ use crate::domain::{
     ArticleEvent, ArticleId, ArticleSettings, AuditEvent, AuditFilter, Ban, ClientId, Comment,
     CommentId, CommentState, Decision, HeldComment, ModerationAction, Term,
 };
-use views::{ListingEntry, Materialised, ViewError};
+use views::{Change, ListingEntry, Views};
 
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]
@@ -54,8 +55,6 @@ pub enum StoreError {
     Sled(#[from] sled::Error),
     #[error(transparent)]
     Log(#[from] LogError),
-    #[error(transparent)]
-    View(#[from] ViewError),
     /// The data dir was written by a newer commentd, or is not readable.
     #[error("{0}")]
     Format(String),
@@ -129,7 +128,7 @@ pub struct Store {
 
 struct Shared {
     db: sled::Db,
-    views: sled::Tree,
+    views: Arc<RwLock<Views>>,
     log: Arc<dyn CommentLog>,
     state: watch::Receiver<ViewsState>,
     stop: watch::Sender<bool>,
@@ -216,12 +215,13 @@ impl Store {
         log: Arc<dyn CommentLog>,
         on_commit: CommitListener,
     ) -> Result<Self> {
-        let views = db.open_tree(views::TREE)?;
-        let applied = views::applied(&views)?;
-        let (state_tx, state) = watch::channel(ViewsState {
-            applied,
-            failed: None,
-        });
+        if db.drop_tree(views::LEGACY_TREE)? {
+            tracing::info!(
+                "dropped the views an earlier version wrote to disk: they are held in memory now"
+            );
+        }
+        let views = Arc::new(RwLock::new(Views::default()));
+        let (state_tx, state) = watch::channel(ViewsState::default());
         let (stop, stop_rx) = watch::channel(false);
         let materialiser = Materialiser {
             views: views.clone(),
@@ -317,7 +317,8 @@ impl Store {
     /// [`Store::status`], and the submission at `id` when the status was
     /// derived from it (so a lookup does not read it twice).
     fn status_and_submission(&self, id: CommentId) -> Result<(Option<Status>, Option<Submitted>)> {
-        if let Some(status) = views::get(&self.shared.views, &views::status_key(id))? {
+        let changed = self.views().status(id).cloned();
+        if let Some(status) = changed {
             return Ok((Some(status), None));
         }
         if id.position() > self.last_position() {
@@ -408,22 +409,18 @@ impl Store {
         after: Option<CommentId>,
         limit: usize,
     ) -> Result<Page<Comment>> {
-        let start = views::listing_key(article, after.map_or(0, |id| id.position() + 1));
-        let mut items = Vec::with_capacity(limit.min(256));
-        for entry in self.shared.views.range(start..views::listing_end(article)) {
-            let (key, bytes) = entry?;
-            let Ok(ListingEntry::Published { source }) = event::decode(&bytes) else {
-                continue;
-            };
-            if items.len() == limit {
-                return Ok(Page { items, more: true });
-            }
-            let id = CommentId::new(event::u64_at_end(&key));
-            if let Some((comment, _)) = self.content(id, source, CommentState::Published, None)? {
-                items.push(comment);
-            }
-        }
-        Ok(Page { items, more: false })
+        let from = after.map_or(0, |id| id.position() + 1);
+        self.page(
+            limit,
+            Vec::new(),
+            from,
+            |views, from, wanted| views.published(article, from, wanted),
+            |position, source| {
+                let id = CommentId::new(position);
+                let found = self.content(id, source, CommentState::Published, None)?;
+                Ok(found.map(|(comment, _)| comment))
+            },
+        )
     }
 
     /// The article's events with positions in `(after, through]`, at most
@@ -435,15 +432,15 @@ impl Store {
         through: u64,
         limit: usize,
     ) -> Result<(Vec<ArticleEvent>, Option<u64>)> {
-        let start = views::listing_key(article, after.saturating_add(1));
-        let end = views::listing_key(article, through.saturating_add(1));
-        let mut events = Vec::new();
-        let mut last_read = None;
-        for entry in self.shared.views.range(start..end).take(limit) {
-            let (key, bytes) = entry?;
-            let position = event::u64_at_end(&key);
-            last_read = Some(position);
-            match views::decode_entry(&key, &bytes)? {
+        let entries = self.views().listing(
+            article,
+            after.saturating_add(1),
+            through.saturating_add(1),
+            limit,
+        );
+        let mut events = Vec::with_capacity(entries.len());
+        for &(position, entry) in &entries {
+            match entry {
                 ListingEntry::Published { source } => {
                     let id = CommentId::new(position);
                     if let Some((comment, _)) =
@@ -459,12 +456,12 @@ impl Store {
                 }),
             }
         }
-        Ok((events, last_read))
+        Ok((events, entries.last().map(|&(position, _)| position)))
     }
 
-    /// Comments waiting for a moderator (counts the queue: for metrics).
+    /// Comments waiting for a moderator (for metrics).
     pub fn held_count(&self) -> usize {
-        self.shared.views.scan_prefix([views::HELD]).keys().count()
+        self.views().held_count()
     }
 
     /// The data folder's size on disk, as sled reports it.
@@ -479,102 +476,93 @@ impl Store {
         after: Option<CommentId>,
         limit: usize,
     ) -> Result<Page<HeldComment>> {
-        let from = CommentId::new(after.map_or(0, |id| id.position() + 1));
-        let (prefix, start) = match article {
-            Some(article) => {
-                let start = views::held_by_article_key(article, from);
-                (start[..start.len() - 8].to_vec(), start)
-            }
-            None => (
-                vec![views::HELD],
-                views::prefixed_id(views::HELD, from).to_vec(),
-            ),
-        };
-        self.index_page(&prefix, start, limit, Vec::new(), |id| {
-            Ok(match self.lookup(CommentId::new(id))? {
-                Lookup::Held(held) => Some(*held),
-                _ => None,
-            })
-        })
+        let from = after.map_or(0, |id| id.position() + 1);
+        self.page(
+            limit,
+            Vec::new(),
+            from,
+            |views, from, wanted| {
+                let held = views.held(article, CommentId::new(from), wanted);
+                held.into_iter().map(|position| (position, ())).collect()
+            },
+            |position, ()| {
+                Ok(match self.lookup(CommentId::new(position))? {
+                    Lookup::Held(held) => Some(*held),
+                    _ => None,
+                })
+            },
+        )
     }
 
-    /// Up to `limit` items, `items` first and then one per index key under
-    /// `prefix` from `start` (read by `item` from the number ending the key;
-    /// `None` skips it), and whether more follow.
-    fn index_page<T>(
+    /// The views, for a moment (never held across a read of the log).
+    fn views(&self) -> RwLockReadGuard<'_, Views> {
+        self.shared
+            .views
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Up to `limit` items, `items` first and then one per entry `list`
+    /// gives from a position on (its position and what `item` needs to read
+    /// it from the log; `None` skips it), and whether more follow. The views
+    /// are locked only while `list` copies entries out.
+    fn page<K, T>(
         &self,
-        prefix: &[u8],
-        start: Vec<u8>,
         limit: usize,
         mut items: Vec<T>,
-        mut item: impl FnMut(u64) -> Result<Option<T>>,
+        mut from: u64,
+        list: impl Fn(&Views, u64, usize) -> Vec<(u64, K)>,
+        mut item: impl FnMut(u64, K) -> Result<Option<T>>,
     ) -> Result<Page<T>> {
-        for entry in self.shared.views.range(start..) {
-            let (key, _) = entry?;
-            if !key.starts_with(prefix) {
-                break;
+        loop {
+            // One more than fits tells whether more follow.
+            let wanted = limit.saturating_sub(items.len()) + 1;
+            let entries = list(&self.views(), from, wanted);
+            let exhausted = entries.len() < wanted;
+            for (position, key) in entries {
+                if items.len() >= limit {
+                    return Ok(Page { items, more: true });
+                }
+                if let Some(found) = item(position, key)? {
+                    items.push(found);
+                }
+                from = position.saturating_add(1);
             }
-            if items.len() == limit {
-                return Ok(Page { items, more: true });
-            }
-            if let Some(found) = item(event::u64_at_end(&key))? {
-                items.push(found);
+            if exhausted {
+                return Ok(Page { items, more: false });
             }
         }
-        Ok(Page { items, more: false })
     }
 
     /// How many of a client's comments moderators have approved, counting
     /// at most `up_to`.
     pub fn approved_by_moderators(&self, client: &ClientId, up_to: u64) -> Result<u64> {
-        let prefix = views::by_client_prefix(views::TRUST, client);
-        let mut count = 0;
-        for entry in self.shared.views.scan_prefix(prefix) {
-            entry?;
-            count += 1;
-            if count >= up_to {
-                break;
-            }
-        }
-        Ok(count)
+        Ok(self.views().approved_by_moderators(client).min(up_to))
     }
 
     /// A client's published comments, oldest first.
     pub fn published_by(&self, client: &ClientId) -> Result<Vec<CommentId>> {
-        let prefix = views::by_client_prefix(views::BY_CLIENT, client);
-        self.shared
-            .views
-            .scan_prefix(&prefix)
-            .map(|entry| Ok(CommentId::new(event::u64_at_end(&entry?.0))))
-            .collect()
+        Ok(self.views().published_by(client))
     }
 
     /// An article's settings (defaults when never set).
     pub fn article(&self, article: &ArticleId) -> Result<ArticleSettings> {
-        Ok(views::settings(&self.shared.views, article)?)
+        Ok(self.views().settings(article))
     }
 
     /// Every term, in term order.
     pub fn terms(&self) -> Result<Vec<Term>> {
-        Ok(views::terms(&self.shared.views)?)
+        Ok(self.views().terms())
     }
 
     /// The ban of a client, if any (expired or not).
     pub fn ban_of(&self, client: &ClientId) -> Result<Option<BanRecord>> {
-        Ok(views::get(&self.shared.views, &views::ban_key(client))?)
+        Ok(self.views().ban(client))
     }
 
     /// Every ban, in client order.
     pub fn bans(&self) -> Result<Vec<Ban>> {
-        self.shared
-            .views
-            .scan_prefix([views::BAN])
-            .map(|entry| {
-                let (key, bytes) = entry?;
-                let record: BanRecord = views::decode_entry(&key, &bytes)?;
-                Ok(record.ban)
-            })
-            .collect()
+        Ok(self.views().bans())
     }
 
     /// Audit events after `after` (by id), oldest first. The audit is the
@@ -586,27 +574,18 @@ impl Store {
         limit: usize,
     ) -> Result<Page<AuditEvent>> {
         let after = after.unwrap_or(0);
-        let applied = self.last_position();
-        let prefix: Vec<u8> = match filter {
-            AuditFilter::All => {
-                let mut events = self.shared.log.read_after(after, limit + 1)?;
-                events.retain(|(position, _)| *position <= applied);
-                let more = events.len() > limit;
-                events.truncate(limit);
-                let items = events
-                    .iter()
-                    .map(|(position, event)| event.audit(*position))
-                    .collect();
-                return Ok(Page { items, more });
-            }
-            AuditFilter::Article(article) => {
-                [views::AUDIT_BY_ARTICLE, article.as_str().as_bytes(), &[0]].concat()
-            }
-            AuditFilter::Comment(id) => {
-                [views::AUDIT_BY_COMMENT, &id.position().to_be_bytes()[..]].concat()
-            }
-        };
-        let start = [prefix.as_slice(), &after.saturating_add(1).to_be_bytes()].concat();
+        if let AuditFilter::All = filter {
+            let applied = self.last_position();
+            let mut events = self.shared.log.read_after(after, limit + 1)?;
+            events.retain(|(position, _)| *position <= applied);
+            let more = events.len() > limit;
+            events.truncate(limit);
+            let items = events
+                .iter()
+                .map(|(position, event)| event.audit(*position))
+                .collect();
+            return Ok(Page { items, more });
+        }
         let mut items = Vec::new();
         // A comment's submission is its first audit entry, at its id.
         if let AuditFilter::Comment(id) = filter
@@ -618,22 +597,25 @@ impl Store {
         {
             items.push(event.audit(id.position()));
         }
-        self.index_page(&prefix, start, limit, items, |position| {
-            Ok(self
-                .shared
-                .log
-                .get(position)?
-                .map(|event| event.audit(position)))
-        })
-    }
-
-    /// Deletes the views of the (closed) store in `path`; the next open
-    /// applies the whole log again (`commentd rebuild-views`).
-    pub fn rebuild_views(path: &Path) -> Result<()> {
-        let db = Self::open_db(path, &StoreOptions::default())?;
-        db.drop_tree(views::TREE)?;
-        db.flush()?;
-        Ok(())
+        self.page(
+            limit,
+            items,
+            after.saturating_add(1),
+            |views, from, wanted| {
+                let positions = views.audit(filter, from, wanted);
+                positions
+                    .into_iter()
+                    .map(|position| (position, ()))
+                    .collect()
+            },
+            |position, ()| {
+                Ok(self
+                    .shared
+                    .log
+                    .get(position)?
+                    .map(|event| event.audit(position)))
+            },
+        )
     }
 
     /// Finishes queued appends, brings the views up to date, stops the
@@ -664,7 +646,7 @@ impl Store {
 /// Applies committed events to the views, in position order, and tells the
 /// hub.
 struct Materialiser {
-    views: sled::Tree,
+    views: Arc<RwLock<Views>>,
     log: Arc<dyn CommentLog>,
     state: watch::Sender<ViewsState>,
     on_commit: CommitListener,
@@ -724,15 +706,17 @@ impl Materialiser {
                 }
                 return Ok(());
             };
-            let mut materialised = Materialised::new();
-            for (position, event) in &events {
-                materialised.apply(*position, event);
+            let mut changes = Vec::new();
+            {
+                let mut views = self.views.write().unwrap_or_else(PoisonError::into_inner);
+                for (position, event) in &events {
+                    views.apply(*position, event, &mut changes);
+                }
             }
-            self.views.apply_batch(materialised.batch)?;
-            let mut published = Vec::with_capacity(materialised.changes.len());
-            for change in materialised.changes {
+            let mut published = Vec::with_capacity(changes.len());
+            for change in changes {
                 match change {
-                    views::Change::Published {
+                    Change::Published {
                         id,
                         source,
                         submitted,
@@ -750,7 +734,7 @@ impl Materialiser {
                             ));
                         }
                     }
-                    views::Change::Removed(event) => published.push(event),
+                    Change::Removed(event) => published.push(event),
                 }
             }
             // Live subscribers first: an acknowledged comment is in the

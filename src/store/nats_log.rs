@@ -176,12 +176,11 @@ impl NatsLog {
             info.created.unix_timestamp_nanos()
         );
         if tree.get(STREAM_IDENTITY).map_err(read_error)?.as_deref() != Some(identity.as_bytes()) {
-            // Views first: a crash in between leaves an unmarked mirror,
-            // which the next open clears again.
+            // A crash before the mark leaves an unmarked mirror, which the
+            // next open clears again (the views are rebuilt on every open).
             if !tree.is_empty() {
                 tracing::warn!(stream = %options.stream, "the data dir mirrored another stream: mirroring again");
             }
-            db.drop_tree(super::views::TREE).map_err(read_error)?;
             tree.clear().map_err(read_error)?;
             tree.insert(STREAM_IDENTITY, identity.as_bytes())
                 .map_err(read_error)?;

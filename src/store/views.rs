@@ -1,52 +1,35 @@
 //! Views: what the queries read, derived from the log's events by one
-//! materialiser, and rebuilt from the log whenever they are deleted.
+//! materialiser and held in memory.
 //!
-//! Values are small (positions and states); a comment's content stays in its
-//! log event and is read from there. Applying an event only writes (it never
-//! reads another view entry), so a group of events is one batch.
+//! Why memory and not sled: writing the views to sled cost a submission a
+//! third of its CPU and more than half of the bytes it wrote to disk (three
+//! index keys per comment, each a page delta for sled to write and
+//! consolidate; benches/README.md). The log already holds every event
+//! durably, so the views are rebuilt from it on every start (the log is read
+//! at several hundred thousand events a second) and never written.
 //!
-//! # Layout (tree `views.v2`)
-//! | key                                 | value                              |
-//! |-------------------------------------|------------------------------------|
-//! | `@`                                 | position of the last event applied |
-//! | `A` article `\0` position           | listing entry: published (its submission's position) or a removal |
-//! | `L` id                              | where a comment stands ([`Status`]), once it changed (before, the event at the id says) |
-//! | `H` id, `G` article `\0` id         | the held queue, all and by article |
-//! | `C` client `\0` id                  | a client's published comments (for bans) |
-//! | `T` client `\0` id                  | a client's comments moderators approved (trust) |
-//! | `S` article                         | article settings                   |
-//! | `W` term                            | blocked or allowed term            |
-//! | `B` client                          | ban, and the position of its event |
-//! | `Va` article `\0` position, `Vc` id position | audit indexes (the log is the audit; a comment's own submission is not indexed) |
-//!
-//! Article and client ids cannot contain `\0` (validation), so every prefix
-//! scan is exact.
+//! Entries are small (positions and states, about 60 bytes per stored
+//! comment, docs/RELIABILITY.md); a comment's content stays in its log event
+//! and is read from there. The events are applied in position order, once
+//! each.
 
-use serde::{Deserialize, Serialize};
-
-use super::event::{DecodeError, Event, Moderated, Submitted, decode, encode, u64_at_end};
-use crate::domain::{
-    ArticleEvent, ArticleId, ArticleSettings, Ban, ClientId, CommentId, Decision, ModerationAction,
-    Term,
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    hash::Hash,
 };
 
-/// The tree of the views (derivable from the log: dropped to rebuild).
-pub(super) const TREE: &str = "views.v2";
-pub(super) const APPLIED: &[u8] = b"@";
-pub(super) const LISTING: u8 = b'A';
-pub(super) const STATUS: u8 = b'L';
-pub(super) const HELD: u8 = b'H';
-pub(super) const HELD_BY_ARTICLE: u8 = b'G';
-pub(super) const BY_CLIENT: u8 = b'C';
-pub(super) const TRUST: u8 = b'T';
-pub(super) const SETTINGS: u8 = b'S';
-pub(super) const TERM: u8 = b'W';
-pub(super) const BAN: u8 = b'B';
-pub(super) const AUDIT_BY_ARTICLE: &[u8] = b"Va";
-pub(super) const AUDIT_BY_COMMENT: &[u8] = b"Vc";
+use crate::domain::{
+    ArticleEvent, ArticleId, ArticleSettings, AuditFilter, Ban, ClientId, CommentId, Decision,
+    ModerationAction, Term,
+};
+
+use super::event::{Event, Moderated, Submitted};
+
+/// The sled tree where earlier versions wrote the views (dropped on open).
+pub(super) const LEGACY_TREE: &str = "views.v2";
 
 /// One entry of an article's listing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListingEntry {
     /// A published comment; its content is the submission at `source`.
     Published { source: u64 },
@@ -55,7 +38,7 @@ pub enum ListingEntry {
 }
 
 /// Where a comment id stands.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status {
     Published {
         article_id: ArticleId,
@@ -73,21 +56,13 @@ pub enum Status {
 }
 
 /// A ban and the position of the event that set it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BanRecord {
     pub ban: Ban,
     pub position: u64,
 }
 
-/// Writes of one group of events, and what they tell live subscribers.
-pub(super) struct Materialised {
-    pub batch: sled::Batch,
-    /// Publications (whose comment content is read from the log by the
-    /// caller) and removals, in position order.
-    pub changes: Vec<Change>,
-}
-
-/// A change to an article's public comments.
+/// A change to an article's public comments, for live subscribers.
 pub(super) enum Change {
     Published {
         id: CommentId,
@@ -98,35 +73,54 @@ pub(super) enum Change {
     Removed(ArticleEvent),
 }
 
-impl Materialised {
-    pub fn new() -> Self {
-        Self {
-            batch: sled::Batch::default(),
-            changes: Vec::new(),
-        }
-    }
+/// Every view, as of the event at `applied`.
+#[derive(Debug, Default)]
+pub(super) struct Views {
+    applied: u64,
+    /// Per article, by position: its published comments and removals.
+    listings: HashMap<ArticleId, BTreeMap<u64, ListingEntry>>,
+    /// Where a comment stands, once it changed (before, the event at its
+    /// id says: see `Store::status`), which saves an entry per comment.
+    statuses: HashMap<CommentId, Status>,
+    held: BTreeSet<CommentId>,
+    held_by_article: HashMap<ArticleId, BTreeSet<CommentId>>,
+    /// A client's published comments (what a ban removes).
+    published_by: HashMap<ClientId, BTreeSet<CommentId>>,
+    /// How many of a client's comments moderators approved (trust).
+    approved_by_moderators: HashMap<ClientId, u64>,
+    settings: HashMap<ArticleId, ArticleSettings>,
+    terms: BTreeMap<String, Term>,
+    bans: BTreeMap<ClientId, BanRecord>,
+    /// Audit indexes: positions of an article's events, and of the
+    /// moderation of a comment (its own submission is found at its id).
+    audit_by_article: HashMap<ArticleId, Vec<u64>>,
+    audit_by_comment: HashMap<CommentId, Vec<u64>>,
+}
 
-    /// Adds the writes of the event at `position`.
-    pub fn apply(&mut self, position: u64, event: &Event) {
+impl Views {
+    /// Applies the event at `position` (after every earlier one), adding
+    /// what live subscribers should hear to `changes`.
+    pub fn apply(&mut self, position: u64, event: &Event, changes: &mut Vec<Change>) {
+        debug_assert!(position > self.applied, "events are applied once, in order");
         match event {
-            Event::Submitted(submitted) => self.submitted(position, submitted),
-            Event::Moderated(moderated) => self.moderated(position, moderated),
+            Event::Submitted(submitted) => self.submitted(position, submitted, changes),
+            Event::Moderated(moderated) => self.moderated(position, moderated, changes),
             Event::ArticleUpdated {
                 article_id,
                 settings,
                 ..
             } => {
-                self.put(settings_key(article_id), encode(settings));
-                self.index(audit_by_article_key(article_id, position));
+                self.settings.insert(article_id.clone(), settings.clone());
+                push(&mut self.audit_by_article, article_id, position);
             }
             Event::TermsAdded { terms, .. } => {
                 for term in terms {
-                    self.put(term_key(&term.text), encode(term));
+                    self.terms.insert(term.text.clone(), term.clone());
                 }
             }
             Event::TermsRemoved { texts, .. } => {
                 for text in texts {
-                    self.batch.remove(term_key(text));
+                    self.terms.remove(text);
                 }
             }
             Event::ClientBanned { ban } => {
@@ -134,75 +128,72 @@ impl Materialised {
                     ban: ban.clone(),
                     position,
                 };
-                self.put(ban_key(&ban.client_id), encode(&record));
+                self.bans.insert(ban.client_id.clone(), record);
             }
-            Event::ClientUnbanned { client_id, .. } => self.batch.remove(ban_key(client_id)),
+            Event::ClientUnbanned { client_id, .. } => {
+                self.bans.remove(client_id);
+            }
         }
-        self.batch.insert(APPLIED, &position.to_be_bytes());
+        self.applied = position;
     }
 
-    fn submitted(&mut self, position: u64, submitted: &Submitted) {
+    fn submitted(&mut self, position: u64, submitted: &Submitted, changes: &mut Vec<Change>) {
         let id = CommentId::new(position);
         let article = &submitted.article_id;
-        self.index(audit_by_article_key(article, position));
+        push(&mut self.audit_by_article, article, position);
         match submitted.verdict.decision {
             Decision::Approved => {
                 self.publish(id, position, article, &submitted.client_id);
-                self.changes.push(Change::Published {
+                changes.push(Change::Published {
                     id,
                     source: position,
                     submitted: Some(Box::new(submitted.clone())),
                 });
             }
             Decision::Held => {
-                self.index(prefixed_id(HELD, id).to_vec());
-                self.index(held_by_article_key(article, id));
+                self.held.insert(id);
+                insert(&mut self.held_by_article, article, id);
             }
-            // A submission's own audit entry is found by its id, without
-            // an index entry (see `Store::audit_after`).
             Decision::Rejected => {}
         }
     }
 
-    fn moderated(&mut self, position: u64, moderated: &Moderated) {
+    fn moderated(&mut self, position: u64, moderated: &Moderated, changes: &mut Vec<Change>) {
         let target = moderated.comment_id;
         let article = &moderated.article_id;
-        self.index(audit_by_article_key(article, position));
-        self.index(audit_by_comment_key(target, position));
+        push(&mut self.audit_by_article, article, position);
+        push(&mut self.audit_by_comment, &target, position);
         match moderated.action {
             ModerationAction::Approve | ModerationAction::Reject => {
-                self.batch.remove(&prefixed_id(HELD, target)[..]);
-                self.batch.remove(held_by_article_key(article, target));
+                self.held.remove(&target);
+                remove(&mut self.held_by_article, article, &target);
                 if moderated.action == ModerationAction::Reject {
-                    self.put(status_key(target), encode(&Status::Rejected));
+                    self.statuses.insert(target, Status::Rejected);
                     return;
                 }
                 let id = CommentId::new(position);
-                self.put(status_key(target), encode(&Status::ApprovedAs(id)));
+                self.statuses.insert(target, Status::ApprovedAs(id));
                 self.publish(id, moderated.source, article, &moderated.client_id);
-                self.index(by_client_key(TRUST, &moderated.client_id, id));
-                self.index(audit_by_comment_key(id, position));
-                self.changes.push(Change::Published {
+                *slot(&mut self.approved_by_moderators, &moderated.client_id) += 1;
+                push(&mut self.audit_by_comment, &id, position);
+                changes.push(Change::Published {
                     id,
                     source: moderated.source,
                     submitted: None,
                 });
             }
             ModerationAction::Remove => {
-                self.put(
-                    status_key(target),
-                    encode(&Status::Removed {
+                self.statuses.insert(
+                    target,
+                    Status::Removed {
                         article_id: article.clone(),
-                    }),
+                    },
                 );
-                self.batch.remove(listing_key(article, target.position()));
-                self.batch
-                    .remove(by_client_key(BY_CLIENT, &moderated.client_id, target));
-                self.put(
-                    listing_key(article, position),
-                    encode(&ListingEntry::Removed { comment_id: target }),
-                );
-                self.changes.push(Change::Removed(ArticleEvent::Removed {
+                remove(&mut self.published_by, &moderated.client_id, &target);
+                let listing = slot(&mut self.listings, article);
+                listing.remove(&target.position());
+                listing.insert(position, ListingEntry::Removed { comment_id: target });
+                changes.push(Change::Removed(ArticleEvent::Removed {
                     article_id: article.clone(),
                     comment_id: target,
                     position,
@@ -211,150 +202,153 @@ impl Materialised {
         }
     }
 
-    /// Lists a comment. Its status is not written: until it changes, a
-    /// comment's status is what the event at its id says (see
-    /// `Store::status`), which saves a write per comment.
     fn publish(&mut self, id: CommentId, source: u64, article: &ArticleId, client: &ClientId) {
-        self.put(
-            listing_key(article, id.position()),
-            encode(&ListingEntry::Published { source }),
-        );
-        self.index(by_client_key(BY_CLIENT, client, id));
+        slot(&mut self.listings, article).insert(id.position(), ListingEntry::Published { source });
+        insert(&mut self.published_by, client, id);
     }
 
-    fn put(&mut self, key: impl AsRef<[u8]>, value: Vec<u8>) {
-        self.batch.insert(key.as_ref(), value);
+    /// A comment's status once it changed.
+    pub fn status(&self, id: CommentId) -> Option<&Status> {
+        self.statuses.get(&id)
     }
 
-    fn index(&mut self, key: Vec<u8>) {
-        self.batch.insert(key, &[]);
+    /// Up to `limit` entries of an article's listing at positions in
+    /// `from..until`, in position order.
+    pub fn listing(
+        &self,
+        article: &ArticleId,
+        from: u64,
+        until: u64,
+        limit: usize,
+    ) -> Vec<(u64, ListingEntry)> {
+        match self.listings.get(article) {
+            Some(listing) if from < until => listing
+                .range(from..until)
+                .take(limit)
+                .map(|(&position, &entry)| (position, entry))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Up to `limit` published comments of an article from `from`: their
+    /// ids' positions and their content's.
+    pub fn published(&self, article: &ArticleId, from: u64, limit: usize) -> Vec<(u64, u64)> {
+        let Some(listing) = self.listings.get(article) else {
+            return Vec::new();
+        };
+        listing
+            .range(from..)
+            .filter_map(|(&position, entry)| match entry {
+                ListingEntry::Published { source } => Some((position, *source)),
+                ListingEntry::Removed { .. } => None,
+            })
+            .take(limit)
+            .collect()
+    }
+
+    /// Up to `limit` held comments from `from`, of one article or all.
+    pub fn held(&self, article: Option<&ArticleId>, from: CommentId, limit: usize) -> Vec<u64> {
+        let held = match article {
+            Some(article) => match self.held_by_article.get(article) {
+                Some(held) => held,
+                None => return Vec::new(),
+            },
+            None => &self.held,
+        };
+        held.range(from..)
+            .take(limit)
+            .map(|id| id.position())
+            .collect()
+    }
+
+    pub fn held_count(&self) -> usize {
+        self.held.len()
+    }
+
+    pub fn approved_by_moderators(&self, client: &ClientId) -> u64 {
+        self.approved_by_moderators
+            .get(client)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub fn published_by(&self, client: &ClientId) -> Vec<CommentId> {
+        self.published_by
+            .get(client)
+            .map(|ids| ids.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// An article's settings (defaults when never set).
+    pub fn settings(&self, article: &ArticleId) -> ArticleSettings {
+        self.settings.get(article).cloned().unwrap_or_default()
+    }
+
+    /// Every term, in term order.
+    pub fn terms(&self) -> Vec<Term> {
+        self.terms.values().cloned().collect()
+    }
+
+    pub fn ban(&self, client: &ClientId) -> Option<BanRecord> {
+        self.bans.get(client).cloned()
+    }
+
+    /// Every ban, in client order.
+    pub fn bans(&self) -> Vec<Ban> {
+        self.bans
+            .values()
+            .map(|record| record.ban.clone())
+            .collect()
+    }
+
+    /// Up to `limit` positions from `from` in an audit index (an article's
+    /// events, or a comment's moderation).
+    pub fn audit(&self, filter: &AuditFilter, from: u64, limit: usize) -> Vec<u64> {
+        let positions = match filter {
+            AuditFilter::All => None,
+            AuditFilter::Article(article) => self.audit_by_article.get(article),
+            AuditFilter::Comment(id) => self.audit_by_comment.get(id),
+        };
+        let Some(positions) = positions else {
+            return Vec::new();
+        };
+        let start = positions.partition_point(|&position| position < from);
+        positions[start..].iter().take(limit).copied().collect()
     }
 }
 
-pub(super) fn get<T: for<'de> Deserialize<'de>>(
-    tree: &sled::Tree,
-    key: &[u8],
-) -> Result<Option<T>, ViewError> {
-    match tree.get(key)? {
-        Some(bytes) => decode_entry(key, &bytes).map(Some),
-        None => Ok(None),
+/// The value at `key`, inserted empty when missing (the key is cloned only
+/// then: most events name an article or client seen before).
+fn slot<'a, K: Eq + Hash + Clone, V: Default>(map: &'a mut HashMap<K, V>, key: &K) -> &'a mut V {
+    if !map.contains_key(key) {
+        map.insert(key.clone(), V::default());
     }
+    map.get_mut(key).expect("inserted above")
 }
 
-/// A view entry's value; an undecodable one names its key.
-pub(crate) fn decode_entry<T: for<'de> Deserialize<'de>>(
-    key: &[u8],
-    bytes: &[u8],
-) -> Result<T, ViewError> {
-    decode(bytes).map_err(|source| ViewError::Corrupt {
-        key: String::from_utf8_lossy(key).into_owned(),
-        source,
-    })
+fn push<K: Eq + Hash + Clone>(index: &mut HashMap<K, Vec<u64>>, key: &K, position: u64) {
+    slot(index, key).push(position);
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ViewError {
-    #[error("sled: {0}")]
-    Sled(#[from] sled::Error),
-    #[error("corrupt view entry {key:?}: {source}")]
-    Corrupt { key: String, source: DecodeError },
+fn insert<K: Eq + Hash + Clone>(
+    index: &mut HashMap<K, BTreeSet<CommentId>>,
+    key: &K,
+    id: CommentId,
+) {
+    slot(index, key).insert(id);
 }
 
-pub(super) fn applied(tree: &sled::Tree) -> Result<u64, ViewError> {
-    Ok(tree.get(APPLIED)?.map_or(0, |bytes| u64_at_end(&bytes)))
-}
-
-pub(super) fn listing_key(article: &ArticleId, position: u64) -> Vec<u8> {
-    [
-        &[LISTING],
-        article.as_str().as_bytes(),
-        &[0],
-        &position.to_be_bytes(),
-    ]
-    .concat()
-}
-
-pub(super) fn listing_end(article: &ArticleId) -> Vec<u8> {
-    [&[LISTING], article.as_str().as_bytes(), &[1]].concat()
-}
-
-pub(super) fn status_key(id: CommentId) -> [u8; 9] {
-    prefixed_id(STATUS, id)
-}
-
-pub(super) fn held_by_article_key(article: &ArticleId, id: CommentId) -> Vec<u8> {
-    [
-        &[HELD_BY_ARTICLE],
-        article.as_str().as_bytes(),
-        &[0],
-        &id.position().to_be_bytes(),
-    ]
-    .concat()
-}
-
-pub(super) fn by_client_prefix(prefix: u8, client: &ClientId) -> Vec<u8> {
-    [&[prefix], client.as_str().as_bytes(), &[0]].concat()
-}
-
-pub(super) fn by_client_key(prefix: u8, client: &ClientId, id: CommentId) -> Vec<u8> {
-    [
-        by_client_prefix(prefix, client).as_slice(),
-        &id.position().to_be_bytes(),
-    ]
-    .concat()
-}
-
-pub(super) fn settings_key(article: &ArticleId) -> Vec<u8> {
-    [&[SETTINGS], article.as_str().as_bytes()].concat()
-}
-
-pub(super) fn term_key(text: &str) -> Vec<u8> {
-    [&[TERM], text.as_bytes()].concat()
-}
-
-pub(super) fn ban_key(client: &ClientId) -> Vec<u8> {
-    [&[BAN], client.as_str().as_bytes()].concat()
-}
-
-pub(super) fn audit_by_article_key(article: &ArticleId, position: u64) -> Vec<u8> {
-    [
-        AUDIT_BY_ARTICLE,
-        article.as_str().as_bytes(),
-        &[0],
-        &position.to_be_bytes(),
-    ]
-    .concat()
-}
-
-pub(super) fn audit_by_comment_key(id: CommentId, position: u64) -> Vec<u8> {
-    [
-        AUDIT_BY_COMMENT,
-        &id.position().to_be_bytes(),
-        &position.to_be_bytes(),
-    ]
-    .concat()
-}
-
-pub(super) fn prefixed_id(prefix: u8, id: CommentId) -> [u8; 9] {
-    let mut key = [prefix; 9];
-    key[1..].copy_from_slice(&id.position().to_be_bytes());
-    key
-}
-
-/// The key's settings value, or the default.
-pub(super) fn settings(
-    tree: &sled::Tree,
-    article: &ArticleId,
-) -> Result<ArticleSettings, ViewError> {
-    Ok(get(tree, &settings_key(article))?.unwrap_or_default())
-}
-
-/// Every term.
-pub(super) fn terms(tree: &sled::Tree) -> Result<Vec<Term>, ViewError> {
-    tree.scan_prefix([TERM])
-        .map(|entry| {
-            let (key, bytes) = entry?;
-            decode_entry(&key, &bytes)
-        })
-        .collect()
+/// Removes `id` from the set at `key`, and the set once empty.
+fn remove<K: Eq + Hash + Clone>(
+    index: &mut HashMap<K, BTreeSet<CommentId>>,
+    key: &K,
+    id: &CommentId,
+) {
+    if let Some(set) = index.get_mut(key) {
+        set.remove(id);
+        if set.is_empty() {
+            index.remove(key);
+        }
+    }
 }
