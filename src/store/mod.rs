@@ -706,14 +706,16 @@ impl Materialiser {
                 }
                 return Ok(());
             };
-            let mut changes = Vec::new();
             {
                 let mut views = self.views.write().unwrap_or_else(PoisonError::into_inner);
                 for (position, event) in &events {
-                    views.apply(*position, event, &mut changes);
+                    views.apply(*position, event);
                 }
             }
-            let mut published = Vec::with_capacity(changes.len());
+            let changes = events
+                .iter()
+                .filter_map(|(position, event)| Change::of(*position, event));
+            let mut published = Vec::new();
             for change in changes {
                 match change {
                     Change::Published {

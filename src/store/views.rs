@@ -73,6 +73,35 @@ pub(super) enum Change {
     Removed(ArticleEvent),
 }
 
+impl Change {
+    /// What the event at `position` changes in an article's public comments.
+    pub fn of(position: u64, event: &Event) -> Option<Self> {
+        match event {
+            Event::Submitted(submitted) if submitted.verdict.decision == Decision::Approved => {
+                Some(Self::Published {
+                    id: CommentId::new(position),
+                    source: position,
+                    submitted: Some(Box::new(submitted.clone())),
+                })
+            }
+            Event::Moderated(moderated) => match moderated.action {
+                ModerationAction::Approve => Some(Self::Published {
+                    id: CommentId::new(position),
+                    source: moderated.source,
+                    submitted: None,
+                }),
+                ModerationAction::Remove => Some(Self::Removed(ArticleEvent::Removed {
+                    article_id: moderated.article_id.clone(),
+                    comment_id: moderated.comment_id,
+                    position,
+                })),
+                ModerationAction::Reject => None,
+            },
+            _ => None,
+        }
+    }
+}
+
 /// Every view, as of the event at `applied`.
 #[derive(Debug, Default)]
 pub(super) struct Views {
@@ -98,13 +127,16 @@ pub(super) struct Views {
 }
 
 impl Views {
-    /// Applies the event at `position` (after every earlier one), adding
-    /// what live subscribers should hear to `changes`.
-    pub fn apply(&mut self, position: u64, event: &Event, changes: &mut Vec<Change>) {
-        debug_assert!(position > self.applied, "events are applied once, in order");
+    /// Applies the event at `position`, in position order; an event at or
+    /// below the last one applied is skipped (a materialiser retrying after
+    /// a failed read applies each event once).
+    pub fn apply(&mut self, position: u64, event: &Event) {
+        if position <= self.applied {
+            return;
+        }
         match event {
-            Event::Submitted(submitted) => self.submitted(position, submitted, changes),
-            Event::Moderated(moderated) => self.moderated(position, moderated, changes),
+            Event::Submitted(submitted) => self.submitted(position, submitted),
+            Event::Moderated(moderated) => self.moderated(position, moderated),
             Event::ArticleUpdated {
                 article_id,
                 settings,
@@ -137,18 +169,13 @@ impl Views {
         self.applied = position;
     }
 
-    fn submitted(&mut self, position: u64, submitted: &Submitted, changes: &mut Vec<Change>) {
+    fn submitted(&mut self, position: u64, submitted: &Submitted) {
         let id = CommentId::new(position);
         let article = &submitted.article_id;
         push(&mut self.audit_by_article, article, position);
         match submitted.verdict.decision {
             Decision::Approved => {
                 self.publish(id, position, article, &submitted.client_id);
-                changes.push(Change::Published {
-                    id,
-                    source: position,
-                    submitted: Some(Box::new(submitted.clone())),
-                });
             }
             Decision::Held => {
                 self.held.insert(id);
@@ -158,7 +185,7 @@ impl Views {
         }
     }
 
-    fn moderated(&mut self, position: u64, moderated: &Moderated, changes: &mut Vec<Change>) {
+    fn moderated(&mut self, position: u64, moderated: &Moderated) {
         let target = moderated.comment_id;
         let article = &moderated.article_id;
         push(&mut self.audit_by_article, article, position);
@@ -176,11 +203,6 @@ impl Views {
                 self.publish(id, moderated.source, article, &moderated.client_id);
                 *slot(&mut self.approved_by_moderators, &moderated.client_id) += 1;
                 push(&mut self.audit_by_comment, &id, position);
-                changes.push(Change::Published {
-                    id,
-                    source: moderated.source,
-                    submitted: None,
-                });
             }
             ModerationAction::Remove => {
                 self.statuses.insert(
@@ -193,11 +215,6 @@ impl Views {
                 let listing = slot(&mut self.listings, article);
                 listing.remove(&target.position());
                 listing.insert(position, ListingEntry::Removed { comment_id: target });
-                changes.push(Change::Removed(ArticleEvent::Removed {
-                    article_id: article.clone(),
-                    comment_id: target,
-                    position,
-                }));
             }
         }
     }
@@ -350,5 +367,211 @@ fn remove<K: Eq + Hash + Clone>(
         if set.is_empty() {
             index.remove(key);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::domain::{AuthorName, CommentText, TermEffect, Verdict};
+
+    fn article(n: u8) -> ArticleId {
+        ArticleId::parse(&format!("news/{n}")).unwrap()
+    }
+
+    fn client() -> ClientId {
+        ClientId::parse("reader-1").unwrap()
+    }
+
+    fn submitted(article_id: ArticleId, decision: Decision) -> Event {
+        Event::Submitted(Submitted {
+            article_id,
+            author_name: Some(AuthorName::parse("Ann").unwrap()),
+            text: Some(CommentText::parse("A fair point about the budget.", 5000).unwrap()),
+            parent_id: None,
+            client_id: client(),
+            time: SystemTime::now(),
+            verdict: Verdict {
+                decision,
+                reasons: vec![],
+                censored_text: None,
+            },
+            fingerprint: 0,
+        })
+    }
+
+    fn moderated(action: ModerationAction, target: u64, source: u64) -> Event {
+        Event::Moderated(Moderated {
+            action,
+            comment_id: CommentId::new(target),
+            source,
+            article_id: article(1),
+            client_id: client(),
+            actor: "mod".to_owned(),
+            note: String::new(),
+            time: SystemTime::now(),
+        })
+    }
+
+    /// Every view through a comment's life: published, held, approved by a
+    /// moderator, removed; and what live subscribers are told.
+    #[test]
+    fn a_comments_life_shows_in_every_view() {
+        let mut views = Views::default();
+        let events = [
+            submitted(article(1), Decision::Approved),  // 1: published
+            submitted(article(1), Decision::Held),      // 2: held
+            submitted(article(2), Decision::Rejected),  // 3: rejected
+            moderated(ModerationAction::Approve, 2, 2), // 4: 2 approved as 4
+            moderated(ModerationAction::Remove, 1, 1),  // 5: 1 removed
+            submitted(article(1), Decision::Held),      // 6: held
+        ];
+        for (index, event) in events.iter().enumerate() {
+            views.apply(index as u64 + 1, event);
+        }
+        // Applied again (a retry): skipped.
+        views.apply(4, &events[3]);
+
+        let a1 = article(1);
+        assert_eq!(
+            views.listing(&a1, 0, u64::MAX, 10),
+            vec![
+                (4, ListingEntry::Published { source: 2 }),
+                (
+                    5,
+                    ListingEntry::Removed {
+                        comment_id: CommentId::new(1)
+                    }
+                ),
+            ]
+        );
+        assert_eq!(views.published(&a1, 0, 10), vec![(4, 2)]);
+        assert!(views.published(&a1, 5, 10).is_empty());
+        assert!(views.listing(&article(2), 0, u64::MAX, 10).is_empty());
+        assert_eq!(views.held(None, CommentId::new(0), 10), vec![6]);
+        assert!(views.held(Some(&a1), CommentId::new(7), 10).is_empty());
+        assert_eq!(views.held_count(), 1);
+        assert_eq!(
+            views.status(CommentId::new(2)),
+            Some(&Status::ApprovedAs(CommentId::new(4)))
+        );
+        assert_eq!(
+            views.status(CommentId::new(1)),
+            Some(&Status::Removed {
+                article_id: a1.clone()
+            })
+        );
+        assert_eq!(
+            views.status(CommentId::new(6)),
+            None,
+            "unchanged: the event says"
+        );
+        assert_eq!(views.published_by(&client()), vec![CommentId::new(4)]);
+        assert_eq!(views.approved_by_moderators(&client()), 1);
+        assert_eq!(
+            views.audit(&AuditFilter::Article(a1.clone()), 0, 10),
+            vec![1, 2, 4, 5, 6]
+        );
+        assert_eq!(
+            views.audit(&AuditFilter::Article(a1.clone()), 3, 2),
+            vec![4, 5]
+        );
+        assert_eq!(
+            views.audit(&AuditFilter::Article(article(2)), 0, 10),
+            vec![3]
+        );
+        assert_eq!(
+            views.audit(&AuditFilter::Comment(CommentId::new(2)), 0, 10),
+            vec![4]
+        );
+        assert_eq!(
+            views.audit(&AuditFilter::Comment(CommentId::new(4)), 0, 10),
+            vec![4]
+        );
+
+        let told: Vec<_> = (1..)
+            .zip(&events)
+            .filter_map(|(position, event)| Change::of(position, event))
+            .map(|change| match change {
+                Change::Published { id, source, .. } => (id.position(), source),
+                Change::Removed(ArticleEvent::Removed { position, .. }) => (position, 0),
+                Change::Removed(_) => unreachable!(),
+            })
+            .collect();
+        assert_eq!(told, vec![(1, 1), (4, 2), (5, 0)]);
+    }
+
+    /// Bans, terms and settings: the last event wins; an unban, a removed
+    /// term forget them.
+    #[test]
+    fn settings_terms_and_bans_follow_their_last_event() {
+        let mut views = Views::default();
+        let ban = Ban {
+            client_id: client(),
+            reason: "spam".to_owned(),
+            expires_at: None,
+            created_by: "mod".to_owned(),
+            created_at: SystemTime::now(),
+        };
+        views.apply(1, &Event::ClientBanned { ban: ban.clone() });
+        assert_eq!(views.ban(&client()), Some(BanRecord { ban, position: 1 }));
+        assert_eq!(views.bans().len(), 1);
+        let unbanned = Event::ClientUnbanned {
+            client_id: client(),
+            actor: "mod".to_owned(),
+            time: SystemTime::now(),
+        };
+        views.apply(2, &unbanned);
+        assert_eq!(views.ban(&client()), None);
+        assert!(views.bans().is_empty());
+
+        let term = |text: &str, effect| Term {
+            text: text.to_owned(),
+            effect,
+            added_by: "mod".to_owned(),
+            added_at: SystemTime::now(),
+        };
+        let added = Event::TermsAdded {
+            terms: vec![
+                term("spam", TermEffect::Hold),
+                term("scunthorpe", TermEffect::Allow),
+            ],
+            actor: "mod".to_owned(),
+            note: String::new(),
+            time: SystemTime::now(),
+        };
+        views.apply(3, &added);
+        let removed = Event::TermsRemoved {
+            texts: vec!["spam".to_owned()],
+            actor: "mod".to_owned(),
+            note: String::new(),
+            time: SystemTime::now(),
+        };
+        views.apply(4, &removed);
+        let texts: Vec<_> = views.terms().into_iter().map(|term| term.text).collect();
+        assert_eq!(texts, vec!["scunthorpe"]);
+
+        assert_eq!(views.settings(&article(1)), ArticleSettings::default());
+        let closed = ArticleSettings {
+            comments_closed: true,
+            ..ArticleSettings::default()
+        };
+        let updated = Event::ArticleUpdated {
+            article_id: article(1),
+            settings: closed.clone(),
+            actor: "mod".to_owned(),
+            note: String::new(),
+            time: SystemTime::now(),
+        };
+        views.apply(5, &updated);
+        assert_eq!(views.settings(&article(1)), closed);
+        assert_eq!(views.settings(&article(2)), ArticleSettings::default());
+        assert_eq!(
+            views.audit(&AuditFilter::Article(article(1)), 0, 10),
+            vec![5]
+        );
+        assert!((1..=5).all(|position| Change::of(position, &updated).is_none()));
     }
 }
