@@ -723,12 +723,18 @@ impl Materialiser {
                         source,
                         submitted,
                     } => {
+                        // A moderator's approval: the content is the
+                        // submission it names.
+                        let read;
                         let submitted = match submitted {
-                            Some(submitted) => Some(*submitted),
-                            None => match self.log.get(source)? {
-                                Some(Event::Submitted(submitted)) => Some(submitted),
-                                _ => None,
-                            },
+                            Some(submitted) => Some(submitted),
+                            None => {
+                                read = self.log.get(source)?;
+                                match &read {
+                                    Some(Event::Submitted(submitted)) => Some(submitted),
+                                    _ => None,
+                                }
+                            }
                         };
                         if let Some(submitted) = submitted {
                             published.push(ArticleEvent::Published(

@@ -63,25 +63,25 @@ pub struct BanRecord {
 }
 
 /// A change to an article's public comments, for live subscribers.
-pub(super) enum Change {
+pub(super) enum Change<'a> {
     Published {
         id: CommentId,
         source: u64,
         /// The content, when the event that published it carries it.
-        submitted: Option<Box<Submitted>>,
+        submitted: Option<&'a Submitted>,
     },
     Removed(ArticleEvent),
 }
 
-impl Change {
+impl<'a> Change<'a> {
     /// What the event at `position` changes in an article's public comments.
-    pub fn of(position: u64, event: &Event) -> Option<Self> {
+    pub fn of(position: u64, event: &'a Event) -> Option<Self> {
         match event {
             Event::Submitted(submitted) if submitted.verdict.decision == Decision::Approved => {
                 Some(Self::Published {
                     id: CommentId::new(position),
                     source: position,
-                    submitted: Some(Box::new(submitted.clone())),
+                    submitted: Some(submitted),
                 })
             }
             Event::Moderated(moderated) => match moderated.action {
