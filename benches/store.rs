@@ -13,6 +13,8 @@
 //! read).
 
 mod common;
+#[path = "../tests/support/data_dir.rs"]
+mod data_dir;
 #[path = "common/events.rs"]
 mod events;
 
@@ -23,6 +25,7 @@ use std::{
 
 use commentd::store::{Append, CommentLog, SledLog, Store, StoreOptions};
 use common::arg;
+use data_dir::wait_until_released;
 use events::approved_submission;
 
 fn write_bytes() -> u64 {
@@ -101,19 +104,11 @@ async fn main() -> anyhow::Result<()> {
 
 /// Opens the store in `path` again (once the dropped one let go of it).
 async fn reopen(path: &std::path::Path) -> anyhow::Result<()> {
+    wait_until_released(path);
     let rss_before = resident_bytes();
-    let mut attempts = 0;
-    let (store, took) = loop {
-        let started = Instant::now();
-        match Store::open(path, &StoreOptions::default(), Box::new(|_, _| {})) {
-            Ok(store) => break (store, started.elapsed().as_secs_f64()),
-            Err(_) if attempts < 100 => {
-                attempts += 1;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(error) => return Err(error.into()),
-        }
-    };
+    let started = Instant::now();
+    let store = Store::open(path, &StoreOptions::default(), Box::new(|_, _| {}))?;
+    let took = started.elapsed().as_secs_f64();
     let applied = store.last_position();
     println!(
         "reopened: views rebuilt from {applied} events in {took:.2} s = {:.0} events/s; \

@@ -1,6 +1,8 @@
 //! Integration tests: the real server on an ephemeral port, a real tonic
 //! client, a fresh sled folder per test. Set TEST_LOG=1 to see server logs.
 
+#[path = "../support/data_dir.rs"]
+mod data_dir;
 mod disk_full;
 mod durability;
 mod grpc_web;
